@@ -109,6 +109,9 @@ class Plan:
     spectrum: bool = False
     loss: str = "mse"
     num_projections: int = 1
+    # Whether grid points set sigma_b^2: only then is the per-layer bias noise drawn (static, so a
+    # sweep without a bias grid compiles no bias random numbers).
+    grid_bias: bool = False
 
     @property
     def n_init(self) -> int:
@@ -264,6 +267,8 @@ class _Layers:
         bkey = layer_keys(self.key, layer)[1]  # the functional MLP's bias key (jaxinit.nets)
         own = plan.bias_init(bkey, (plan.layer_shape(layer if isinstance(layer, int) else 1)[1],), self.dtype)
         own = own.astype(self.wide)
+        if not plan.grid_bias:
+            return jnp.broadcast_to(own, (bias_std.shape[0], own.shape[0]))
         noise = jax.random.normal(bkey, own.shape, self.wide)
         return jnp.where(jnp.isnan(bias_std)[:, None], own[None, :], jnp.nan_to_num(bias_std)[:, None] * noise)
 
@@ -317,11 +322,6 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         stats = {k: jnp.where(bad, jnp.nan, v) for k, v in stats.items()}
         return post, dphi, stats, bad, bad_layer
 
-    h1, t1 = layer_out(rows0, 0, None)
-    bad = jnp.zeros((n_combo,), bool)
-    bad_layer = jnp.full((n_combo,), -1, jnp.int32)
-    x1, d1, s1, bad, bad_layer = measure(h1, t1, bad, bad_layer, 0)
-
     def step(carry, layer):
         x_prev, t_prev, d_prev, bad, bad_layer = carry
         h, t = layer_out(jnp.concatenate([x_prev, t_prev], axis=1), layer, d_prev)
@@ -329,9 +329,23 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         keep = (x_prev, d) if plan.gradients else None
         return (x, t, d, bad, bad_layer), (stats, keep)
 
-    carry = (x1, t1, d1, bad, bad_layer)
-    (x_last, t_last, _, bad, bad_layer), (s_rest, kept) = jax.lax.scan(step, carry, jnp.arange(1, plan.depth))
-    out = {k: jnp.concatenate([s1[k][:, None], s_rest[k].T], axis=1) for k in s1}  # (combo, depth)
+    # Layer 0 sees phi' = 1 (multiplying the tangents by 1.0 is exact). When its shape is the hidden
+    # layers', it runs inside the scan: one copy of the layer in the program, not two.
+    # (*_like keeps the seed axis' sharding type under shard_map, which the scan's carry must match.)
+    carry = (rows0[:, :batch], rows0[:, batch:], jnp.ones_like(rows0[:, :batch]),
+             jnp.zeros_like(rows0[:, 0, 0], bool), jnp.full_like(rows0[:, 0, 0], -1, jnp.int32))
+    in_scan = plan.depth > 1 and plan.layer_shape(0) == plan.layer_shape(1)
+    if not in_scan:
+        carry, (s0, keep0) = step(carry, 0)
+    (x_last, t_last, _, bad, bad_layer), (stats, kept) = jax.lax.scan(
+        step, carry, jnp.arange(0 if in_scan else 1, plan.depth))
+    if in_scan:
+        d1 = kept[1][0] if plan.gradients else None
+        kept = (kept[0][1:], kept[1][1:]) if plan.gradients else None
+        out = {k: v.T for k, v in stats.items()}  # (combo, depth)
+    else:
+        d1 = keep0[1] if plan.gradients else None
+        out = {k: jnp.concatenate([s0[k][:, None], stats[k].T], axis=1) for k in s0}
     out["first_nonfinite_layer"] = bad_layer
     if plan.spectrum:
         jac = t_last[:, n_tangent - plan.in_dim:]  # (combo, in_dim, width): d h^depth / d x of input 0
@@ -406,6 +420,7 @@ def plan_for(config, program) -> Plan:
         bias_init=config.network.bias.init, dtype=config.network.dtype, input_kind=inputs.kind,
         correlation=float(inputs.correlation or 0.0), q0=inputs.q0, forward=probes.forward,
         gradients=probes.gradients, jacobian=probes.jacobian, spectrum=probes.spectrum, loss=probes.loss,
+        grid_bias="bias_variance" in config.grid.params if config.grid is not None else False,
     )
 
 
@@ -513,6 +528,10 @@ def measure_chunk(compiled, plan: Plan, chunks: ChunkPlan, base_seed: int, seed_
     """Run one chunk (padded to the compiled size with repeats of its last seed) and return numpy
     arrays shaped ``(n_init, n_grid, len(seed_ids), ...)`` as the results folder stores them."""
     n = len(seed_ids)
+    bias_values = np.asarray(bv, np.float64)
+    if not plan.grid_bias and not np.isnan(bias_values).all():
+        raise ValueError(f"bias_variance grid values {bias_values.tolist()} need a program compiled with "
+                         "Plan(grid_bias=True); this one draws no bias noise.")
     padded = np.asarray(list(seed_ids) + [seed_ids[-1]] * (chunks.size - n), np.int32)
     wide = wide_dtype(np.dtype(plan.dtype))
     seeds = jnp.asarray(padded)

@@ -95,8 +95,9 @@ def reference(plan, seed, i):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def test_engine_matches_direct_computation():
-    plan = small_plan(depth=4)
+@pytest.mark.parametrize("in_dim", [16, 12], ids=["layer0-in-scan", "layer0-own-shape"])
+def test_engine_matches_direct_computation(in_dim):
+    plan = small_plan(depth=4, in_dim=in_dim)
     got = run_plan(plan, [3], block=1)
     for s_index, seed in enumerate([3]):
         for i in range(plan.n_init):
@@ -158,7 +159,8 @@ def test_common_random_numbers_share_noise_between_scaled_initializers():
                                                      jaxinit.uniform(0.1))).groups(1)
     assert len(groups) == 3 and list(index) == [0, 0, 0, 0, 1, 1, 2]
     # With a weight-variance grid the factors cancel: he and lecun become the same network.
-    plan = small_plan(initializers=(jaxinit.he_normal(), jaxinit.lecun_normal()), jacobian=False, spectrum=False)
+    plan = small_plan(initializers=(jaxinit.he_normal(), jaxinit.lecun_normal()), jacobian=False, spectrum=False,
+                      grid_bias=True)
     got = run_plan(plan, [2], wv=[1.5, 2.5], bv=[0.0, 0.1])
     np.testing.assert_allclose(got["q"][0], got["q"][1], rtol=1e-6)
     assert not np.allclose(got["q"][0, 0], got["q"][0, 1])
@@ -168,11 +170,17 @@ def test_grid_sets_sigma_w_and_sigma_b():
     # ReLU, He-normal rescaled to sigma_w^2 = 2 and 1: q halves per layer at 1, stays at 2 (exact in mean).
     plan = small_plan(activation=activation("linear"), initializers=(jaxinit.he_normal(distribution="normal"),),
                       width=128, in_dim=128, batch=64, depth=3, gradients=False, jacobian=False, spectrum=False,
-                      bias_init=jaxinit.zeros)
+                      bias_init=jaxinit.zeros, grid_bias=True)
     got = run_plan(plan, list(range(8)), wv=[1.0, 0.25], bv=[0.0, 0.0], block=4)
     q = got["q"][0].mean(axis=1)  # (grid, layer)
     ratio = q[:, -1] / q[:, 0]
     np.testing.assert_allclose(ratio, [1.0, 0.25**2], rtol=0.2)
+
+
+def test_bias_grid_needs_a_program_that_draws_bias_noise():
+    plan = small_plan(depth=2, jacobian=False, spectrum=False, gradients=False)
+    with pytest.raises(ValueError, match=r"bias_variance grid values \[0\.1\] need .*grid_bias=True"):
+        run_plan(plan, [0], bv=[0.1])
 
 
 def test_results_do_not_depend_on_chunking():

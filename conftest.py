@@ -5,6 +5,8 @@
   idle); the old scheduler does not. Child processes inherit it.
 * ``OPENBLAS_NUM_THREADS=1``: JAX's CPU QR goes through SciPy's OpenBLAS, whose threads fight
   XLA's on 2 cores (a 256x256 QR took 0.5-1 s instead of 2-3 ms).
+* The backend starts here, with the environment's device count, so an in-process ``jaxinit
+  sweep`` (whose CLI asks for one CPU device per core) cannot change it for the tests after it.
 """
 
 from jaxinit._env import configure_process
@@ -17,6 +19,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import jaxinit  # noqa: E402
+
+jax.devices()
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,16 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
+    return value
+
+
 def _spec(text: str):
     """A registry name, or a JSON table such as '{"name": "normal", "stddev": 0.1}'."""
     text = text.strip()
@@ -172,6 +182,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk", type=int, default=None, help="override output.chunk (seeds per chunk)")
     s.add_argument("--no-plots", action="store_true", help="skip the figures")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--cpu-devices", type=_positive_int, default=None, metavar="N",
+                   help="on the CPU, split the cores into N JAX devices that each run their own seeds "
+                        "(default: one per usable core; 1: a single device; ignored when JAX_NUM_CPU_DEVICES "
+                        "or XLA_FLAGS already set a count). Results do not depend on it.")
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("plot", help="draw the figures of a results folder")
@@ -190,10 +204,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxinit._env import configure_process
+    from jaxinit._env import configure_process, usable_cores
 
-    configure_process()  # before JAX starts its backend (see jaxinit._env)
     args = parser().parse_args(argv)
+    cpu_devices = None
+    if args.command == "sweep":
+        cpu_devices = args.cpu_devices or usable_cores()
+    configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit._env)
     from jaxinit.config import ConfigError
 
     try:

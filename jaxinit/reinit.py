@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
-from flax.core import meta
 
 from jaxinit.initializers._base import BaseInitializer
 from jaxinit.initializers._registry import get
@@ -68,22 +67,40 @@ def path_string(path: Sequence[Any]) -> str:
     return "/".join(_entry(k) for k in path)
 
 
+def _flax_boxes() -> tuple[type, type] | None:
+    """Flax's ``(nnx.Variable, meta.AxisMetadata)``, or None when Flax was never imported (then no
+    tree can hold them, and a sweep-only process need not pay for importing Flax)."""
+    if "flax" not in sys.modules:
+        return None
+    from flax import nnx
+    from flax.core import meta
+
+    return nnx.Variable, meta.AxisMetadata
+
+
 def _is_box(x: Any) -> bool:
-    return isinstance(x, nnx.Variable | meta.AxisMetadata)
+    boxes = _flax_boxes()
+    return boxes is not None and isinstance(x, boxes)
 
 
 def _unbox(x: Any) -> Any:
-    if isinstance(x, nnx.Variable):
+    boxes = _flax_boxes()
+    if boxes is None:
+        return x
+    if isinstance(x, boxes[0]):
         return x.get_value()
-    if isinstance(x, meta.AxisMetadata):
+    if isinstance(x, boxes[1]):
         return x.unbox()
     return x
 
 
 def _rebox(box: Any, value: Any) -> Any:
-    if isinstance(box, nnx.Variable):
+    boxes = _flax_boxes()
+    if boxes is None:
+        return value
+    if isinstance(box, boxes[0]):
         return box.replace(value)
-    if isinstance(box, meta.AxisMetadata):
+    if isinstance(box, boxes[1]):
         return box.replace_boxed(value)
     return value
 

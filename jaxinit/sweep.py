@@ -480,9 +480,16 @@ class ChunkPlan:
 
 def chunk_plan(plan: Plan, n_grid: int, n_seeds: int, chunk: int = 0, memory_budget_mb: float | None = None,
                devices: int | None = None) -> ChunkPlan:
-    """Seeds in flight from the memory budget; chunk size a multiple of block x devices."""
-    devices = devices or jax.local_device_count()
+    """Seeds in flight from the memory budget; chunk size a multiple of block x devices.
+
+    By default every local device takes part, but no more devices than there are blocks of seeds
+    (more would only compute padding).
+    """
     budget = int(memory_budget_mb * 2**20) if memory_budget_mb else default_memory_budget()
+    if devices is None:
+        devices = jax.local_device_count()
+        block = min(seeds_in_flight(plan, n_grid, budget // devices), max(1, n_seeds))
+        devices = max(1, min(devices, -(-n_seeds // block)))
     block = min(seeds_in_flight(plan, n_grid, budget // devices), max(1, n_seeds))
     unit = block * devices
     if chunk <= 0:  # about eight chunks: progress to see, and little lost to an interruption

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 import jaxinit
+from jaxinit import nets
+
+from conftest import run_python
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -24,6 +27,22 @@ def _table_names() -> set[str]:
 def test_every_name_in_all_resolves():
     for name in jaxinit.__all__:
         assert hasattr(jaxinit, name), name
+
+
+def test_every_name_in_nets_all_resolves():
+    for name in nets.__all__:
+        assert hasattr(nets, name), name
+
+
+def test_the_library_and_the_sweep_do_not_import_flax_until_a_flax_face_is_used():
+    out = run_python("""
+    import sys
+    import jaxinit, jaxinit.cli, jaxinit.sweep
+    print("flax" in sys.modules)
+    model = jaxinit.MLP(4, depth=2)
+    print("flax" in sys.modules, type(model).__module__, jaxinit.nets.NnxMLP.__name__)
+    """)
+    assert out.split() == ["False", "True", "jaxinit.modules", "NnxMLP"]
 
 
 def test_readme_catalog_table_matches_the_registry():

@@ -4,6 +4,7 @@ chunk/device invariance, resumption, overflow handling, flat compile in depth.""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
@@ -227,6 +228,43 @@ def test_results_do_not_depend_on_device_count():
     lines = run_python(code, devices=4).strip().splitlines()
     assert float(lines[-1]) <= 1e-6
     assert {"q", "grad_w_norm", "grad_h_norm", "first_nonfinite_layer"} <= set(eval(lines[-2]))
+
+
+def test_chunk_plan_uses_no_more_devices_than_seed_blocks():
+    code = """
+    import jaxinit
+    from jaxinit import sweep
+    from jaxinit.activations import activation
+    plan = sweep.Plan(depth=3, width=8, in_dim=8, out_dim=10, batch=4, activation=activation("relu"),
+                      initializers=(jaxinit.he_normal(),), bias_init=jaxinit.zeros)
+    for seeds in (3, 4, 8, 12, 64):
+        cp = sweep.chunk_plan(plan, 1, seeds)
+        print(cp.block, cp.devices, cp.size)
+    """
+    rows = [tuple(map(int, line.split())) for line in run_python(code, devices=4).split("\n") if line]
+    # block = min(4, seeds); devices = min(4, ceil(seeds / block)); size a multiple of block x devices.
+    assert rows == [(3, 1, 3), (4, 1, 4), (4, 2, 8), (4, 3, 12), (4, 4, 16)]
+
+
+def test_cli_cpu_devices_split_the_cores_without_changing_results(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "devices.toml"
+    config.write_text('[network]\ndepth = 3\nwidth = 8\nactivation = "relu"\n[inputs]\nbatch = 4\n'
+                      '[sweep]\nseeds = 8\ninitializers = ["he_normal", "orthogonal"]\n')
+    arrays = {}
+    for devices in (1, 2):
+        out = tmp_path / f"d{devices}"
+        env = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+        subprocess.run([sys.executable, "-m", "jaxinit.cli", "sweep", str(config), "--out", str(out), "--quiet",
+                        "--no-plots", "--cpu-devices", str(devices)], check=True, stdout=subprocess.DEVNULL, env=env)
+        assert json.loads((out / "meta.json").read_text())["chunk_plan"]["depth3-width8-relu"]["devices"] == devices
+        with np.load(out / "arrays.npz") as a:
+            arrays[devices] = {name: a[name] for name in a.files}
+    for name in ("q", "grad_w_norm", "first_nonfinite_layer"):
+        np.testing.assert_array_equal(arrays[1][name], arrays[2][name], err_msg=name)
 
 
 def test_overflow_is_recorded_not_raised():

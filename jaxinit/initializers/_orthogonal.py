@@ -35,11 +35,15 @@ from jaxinit.initializers._registry import register
 _CHUNK_ELEMENTS = 1 << 16
 
 
-def _haar_qr(key: jax.Array, n_rows: int, n_cols: int, dtype: np.dtype) -> jax.Array:
-    """``jax.random.orthogonal(key, n_rows, (), dtype, n_cols)``'s algorithm, for one matrix."""
-    z = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
+def _gaussian(key: jax.Array, n_rows: int, n_cols: int, dtype: np.dtype) -> jax.Array:
+    """The Gaussian that ``jax.random.orthogonal`` factors: ``(max, min)`` of the two sizes."""
+    return jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
+
+
+def _haar_from_gaussian(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
+    """``Q D`` of ``z = Q R``, ``D = sign(diag R)``: the sign fix makes the law exactly Haar
+    (Mezzadri 2007). Transposed when the target is wide."""
     q, r = jnp.linalg.qr(z)
-    # The sign fix makes the law exactly Haar (Mezzadri 2007): Q D, D = sign(diag R).
     q = q * jnp.expand_dims(jnp.sign(jnp.diagonal(r)), -2)
     return q.T if n_rows < n_cols else q
 
@@ -51,7 +55,8 @@ def haar_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype) -> jax.Array:
     :math:`\max \times \min` standard Gaussian (complex dtypes: unitary). Rows are orthonormal when
     ``n_rows <= n_cols``, columns otherwise. Computed in ``dtype`` (float32/float64 or
     complex64/complex128). Equal to ``jax.random.orthogonal(key, n_rows, (), dtype, n_cols)``;
-    under ``jax.vmap`` the batch runs as a ``lax.map`` of vmapped chunks (see the module notes).
+    under ``jax.vmap`` the Gaussians are drawn batched and the QRs run as a ``lax.map`` of vmapped
+    chunks (see the module notes).
 
     Reference:
       Mezzadri, "How to generate random matrices from the classical compact groups", 2007,
@@ -59,20 +64,23 @@ def haar_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype) -> jax.Array:
     """
     dtype = np.dtype(dtype)
     chunk = max(1, _CHUNK_ELEMENTS // (n_rows * n_cols))
+    factor = lambda z: _haar_from_gaussian(z, n_rows, n_cols)  # noqa: E731
 
     @jax.custom_batching.custom_vmap
     def draw(k):
-        return _haar_qr(k, n_rows, n_cols, dtype)
+        return factor(_gaussian(k, n_rows, n_cols, dtype))
 
     @draw.def_vmap
     def _draw_batch(axis_size, in_batched, k):
         (batched,) = in_batched
         if not batched:
             return draw(k), False
-        one = lambda kk: _haar_qr(kk, n_rows, n_cols, dtype)  # noqa: E731
+        # The random numbers are drawn batched (as fast as one large draw, and the same numbers
+        # as any other batched draw of these keys and shape); only the QRs are mapped.
+        z = jax.vmap(lambda kk: _gaussian(kk, n_rows, n_cols, dtype))(k)
         if chunk >= axis_size:
-            return jax.vmap(one)(k), True
-        return jax.lax.map(one, k, batch_size=chunk if chunk > 1 else None), True
+            return jax.vmap(factor)(z), True
+        return jax.lax.map(factor, z, batch_size=chunk if chunk > 1 else None), True
 
     return draw(key)
 

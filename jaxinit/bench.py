@@ -266,12 +266,17 @@ class Settings:
         used (``jax.nn.initializers.orthogonal`` under ``vmap``, i.e. baseline (b)) never returns (every
         XLA thread idle, the caller waiting); this flag avoids it and did not change the sweep's speed.
       torch_threads: ``torch.set_num_threads`` for the PyTorch baseline (``None``: torch's default).
+      same_xla_flags: give the Flax baselines and the ceiling the XLA flags jaxinit's sweep sets for
+        itself (``jaxinit._env.XLA_FAST_COMPILE``); by default they run with JAX's defaults, as a
+        Flax user's program would. The jaxinit sweep always runs with its own settings (its CLI, or
+        ``configure_process`` in the python runner), which the report lists.
     """
 
     timeout: float = DEFAULT_TIMEOUT_S
     openblas_threads: int | None = None
     xla_workaround: bool = True
     torch_threads: int | None = None
+    same_xla_flags: bool = False
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -280,6 +285,8 @@ class Settings:
             env["OPENBLAS_NUM_THREADS"] = value
         if self.xla_workaround and XLA_WORKAROUND not in env.get("XLA_FLAGS", ""):
             env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_WORKAROUND}".strip()
+        if self.same_xla_flags and XLA_FAST_COMPILE.split("=")[0] not in env.get("XLA_FLAGS", ""):
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_FAST_COMPILE}".strip()
         return env
 
     def describe(self) -> dict[str, Any]:
@@ -289,6 +296,7 @@ class Settings:
 
 
 XLA_WORKAROUND = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+XLA_FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false"  # jaxinit._env's (this module never imports JAX)
 
 
 def child_env(openblas_threads: int | None = None) -> dict[str, str]:
@@ -337,6 +345,8 @@ def median(values):
 """
 
 _JAXINIT_WORKER = _PRELUDE + """
+from jaxinit._env import configure_process, usable_cores
+configure_process(usable_cores())  # what the CLI does, and the README asks of library users
 from jaxinit import config, sweep
 T1 = time.perf_counter()
 sweep.run(config.load(SPEC["config"]), out=SPEC["out"], fresh=True, progress=False)
@@ -494,10 +504,15 @@ emit({"import_s": T1 - T0, "compile_s": 0.0, "run_s": run_s, "q_first": q_first,
 
 _CEILING_WORKER = _PRELUDE + """
 import math
+import os
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+# Random numbers are drawn on one thread per device: on a CPU the hardware's rate is one device per
+# core drawing side by side (as jaxinit's sweep runs), unless the environment fixed the count.
+if "JAX_NUM_CPU_DEVICES" not in os.environ and "device_count" not in os.environ.get("XLA_FLAGS", ""):
+    jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
 backend = jax.default_backend()
 HIGHEST = jax.lax.Precision.HIGHEST
 REPS, MIN_TIME = SPEC["reps"], SPEC["min_time"]
@@ -532,12 +547,28 @@ out = {"backend": backend, "device_kind": jax.devices()[0].device_kind, "device_
        "work_matmul_flops_per_s": matmul_rate(SPEC["batch"], SPEC["width"], SPEC["width"])}
 m = SPEC["rng_n"] or (2**26 if backend != "cpu" else 2**23)
 samplers = {
-    "normal": lambda k: jax.random.normal(k, (m,), jnp.float32),
-    "truncated_normal": lambda k: jax.random.truncated_normal(k, -2.0, 2.0, (m,), jnp.float32),
-    "uniform": lambda k: jax.random.uniform(k, (m,), jnp.float32, -1.0, 1.0),
+    "normal": lambda k, n: jax.random.normal(k, (n,), jnp.float32),
+    "truncated_normal": lambda k, n: jax.random.truncated_normal(k, -2.0, 2.0, (n,), jnp.float32),
+    "uniform": lambda k, n: jax.random.uniform(k, (n,), jnp.float32, -1.0, 1.0),
 }
 out["rng_n"] = m
-out["rng_per_s"] = {name: m / best_time(jax.jit(f), jax.random.key(3)) for name, f in samplers.items()}
+devices = jax.local_devices()
+mesh = jax.make_mesh((len(devices),), ("d",), devices=devices)
+P = jax.sharding.PartitionSpec
+
+
+def spread(draw):
+    # Each device draws m / devices numbers from its own key, all at once.
+    per = m // len(devices)
+    one = lambda k: draw(jax.random.fold_in(k, jax.lax.axis_index("d")), per)  # noqa: E731
+    return jax.jit(jax.shard_map(one, mesh=mesh, in_specs=P(), out_specs=P("d"))), per * len(devices)
+
+
+out["rng_devices"] = len(devices)
+out["rng_per_s"] = {}
+for name, f in samplers.items():
+    fn, count = spread(lambda k, n, f=f: f(k, n))
+    out["rng_per_s"][name] = count / best_time(fn, jax.random.key(3))
 
 # The engine's noise groups for this work (which initializers share one draw per seed and layer).
 try:
@@ -638,6 +669,8 @@ def measure_jaxinit(work: Work, *, runner: str = "auto", plots: bool = False, se
             "device_peak_bytes": inner.get("device_peak_bytes"),
             "backend": (meta.get("device") or {}).get("backend"),
             "chunk_plan": meta.get("chunk_plan"),
+            "xla_flags": (meta.get("device") or {}).get("xla_flags"),
+            "device_count": (meta.get("device") or {}).get("local_device_count"),
         }
         run.update(_q_from_results(out_dir, work))
         return _finish(run, work, proc)
@@ -1031,7 +1064,12 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"jaxinit bench: {len(work['inits'])} initializers x {work['seeds']} seeds = {work['networks']} networks; "
              f"depth {work['depth']}, width {work['width']}, batch {work['batch']}, {probes}",
              f"initializers: {', '.join(work['inits'])}",
-             f"machine: {_env_line(report.get('environment', {}))}", ""]
+             f"machine: {_env_line(report.get('environment', {}))}"]
+    own = runs.get("jaxinit") or {}
+    if own.get("available"):
+        lines.append(f"jaxinit's own process settings: {own.get('device_count')} JAX device(s) sharing the seeds; "
+                     f"XLA_FLAGS={own.get('xla_flags') or '(none)'}")
+    lines.append("")
     header = ("run", "end to end", "compile", "w/o compile", "warm run", "per network", "peak RSS", "CPU time",
               "FLOP/s", "of ceiling")
     rows, unavailable = [], []
@@ -1067,7 +1105,8 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{_rate(c.get('matmul_flops_per_s'), 'FLOP/s')}; at the work's shape "
                      f"{'x'.join(map(str, c.get('work_matmul_shape', [])))} "
                      f"{_rate(c.get('work_matmul_flops_per_s'), 'FLOP/s')}")
-        lines.append("  random numbers: " + ", ".join(f"{k} {_rate(v, '/s')}" for k, v in rng.items()))
+        lines.append(f"  random numbers ({c.get('rng_devices', 1)} device(s) drawing side by side): "
+                     + ", ".join(f"{k} {_rate(v, '/s')}" for k, v in rng.items()))
         groups = c.get("noise_groups")
         if groups:
             text = "; ".join(f"{{{', '.join(g['members'])}}}" for g in groups)
@@ -1223,6 +1262,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-xla-workaround", action="store_true",
                         help=f"leave XLA_FLAGS alone (by default every child gets {XLA_WORKAROUND}, which avoids a "
                              "jaxlib 0.10 CPU hang of vmapped orthogonal init in baseline (b))")
+    parser.add_argument("--same-xla-flags", action="store_true",
+                        help=f"give the Flax baselines and the ceiling the XLA flags jaxinit sets for itself "
+                             f"({XLA_FAST_COMPILE}); by default they run with JAX's defaults")
     parser.add_argument("--torch-threads", type=_positive, default=None, metavar="N",
                         help="torch.set_num_threads for the PyTorch baseline (default: torch's own)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per child process "
@@ -1243,7 +1285,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"jaxinit bench: {err}", file=sys.stderr)
         return 2
     settings = Settings(timeout=args.timeout, openblas_threads=args.openblas_threads,
-                        xla_workaround=not args.no_xla_workaround, torch_threads=args.torch_threads)
+                        xla_workaround=not args.no_xla_workaround, torch_threads=args.torch_threads,
+                        same_xla_flags=args.same_xla_flags)
     if args.growth:
         report = run_growth(work, args.growth_depths, settings=settings, log=log)
         ok = all(r.get("available") for r in report["growth"])

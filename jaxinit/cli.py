@@ -207,10 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jaxinit._env import configure_process, usable_cores
 
     args = parser().parse_args(argv)
-    cpu_devices = None
-    if args.command == "sweep":
-        cpu_devices = args.cpu_devices or usable_cores()
-    configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit._env)
+    if args.command != "bench":  # the benchmark's children choose their own settings (jaxinit.bench)
+        cpu_devices = (args.cpu_devices or usable_cores()) if args.command == "sweep" else None
+        configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit._env)
     from jaxinit.config import ConfigError
 
     try:

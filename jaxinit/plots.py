@@ -533,15 +533,22 @@ class _Context:
         return self._overlays[p]
 
     def underflow(self, p: int, curve: Curve) -> int | None:
-        """First layer where the median q is exactly 0 after being positive: the pre-activations
-        underflowed to zero in most seeds (the engine records overflow, not underflow)."""
-        if "q" not in self.results.arrays:
-            return None
+        """The layer where q underflowed in most seeds: the median of the engine's
+        ``first_underflow_layer`` when at least half the seeds underflowed (folders without that
+        array: the first layer where the median q is exactly 0 after being positive)."""
         key = (p, curve.init, curve.grid)
-        if key not in self._underflow:
+        if key in self._underflow:
+            return self._underflow[key]
+        if "first_underflow_layer" in self.results.arrays:
+            layers = self.results.get("first_underflow_layer", p)[curve.init, curve.grid]
+            hit = layers[layers >= 0]
+            self._underflow[key] = int(np.median(hit)) if 2 * hit.size >= layers.size and hit.size else None
+        elif "q" in self.results.arrays:
             med = seed_stats(self.results.get("q", p)[curve.init, curve.grid], axis=0)["median"]
             zero = np.flatnonzero(med == 0)
             self._underflow[key] = int(zero[0]) if zero.size and np.any(med[: zero[0]] > 0) else None
+        else:
+            self._underflow[key] = None
         return self._underflow[key]
 
 
@@ -631,7 +638,8 @@ def _style_handles(n_seeds_text: str, theory: bool, overflow: bool, underflow: b
     if overflow:
         handles.append(Line2D([], [], color="black", lw=1.2, ls=":", label="first non-finite layer (overflow, or 0/0)"))
     if underflow:
-        handles.append(Line2D([], [], color="black", lw=0, marker="v", label=r"$h^\ell$ underflows to 0 (q = 0)"))
+        handles.append(Line2D([], [], color="black", lw=0, marker="v",
+                              label="q underflows (below the smallest normal float)"))
     return handles
 
 

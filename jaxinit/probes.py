@@ -43,7 +43,10 @@ full singular values of ``J^l`` at the first input (descending, NaN-padded to
 Non-finite values: ``first_nonfinite_layer`` is the first trace index whose pre-activations or
 activations hold an inf or NaN (-1 when none); every per-layer statistic from that index on is
 NaN. Nothing raises. (Gradient and Jacobian norms before that index are what they are: an
-exploding backward pass shows as inf there.)
+exploding backward pass shows as inf there.) ``first_underflow_layer`` is the first index whose
+(finite) ``q`` is below the smallest normal number of its dtype, zero included (-1 when none): from
+there on the signal has vanished or is too small to measure at the dtype's precision. Values are
+kept as measured.
 
 All matmuls use ``precision="highest"`` by default: TF32 matmuls on recent GPUs shift q and c by
 ~1e-4 within a few layers.
@@ -84,8 +87,9 @@ class Trace:
     """Per-layer measurements of one network (a pytree: vmap it over seeds, stack it, save it).
 
     Every per-layer field is an array whose last axis is the layer (length ``depth``); see the
-    module docstring for the exact definitions. ``first_nonfinite_layer`` is a scalar int
-    (-1 when all finite); ``spectrum`` is ``(k, depth)`` or ``None`` when not requested.
+    module docstring for the exact definitions. ``first_nonfinite_layer`` and
+    ``first_underflow_layer`` are scalar ints (-1 when none); ``spectrum`` is ``(k, depth)``, or
+    ``None`` when not requested.
     """
 
     q: jax.Array
@@ -98,6 +102,7 @@ class Trace:
     grad_h_norm: jax.Array
     jacobian_msv: jax.Array
     first_nonfinite_layer: jax.Array
+    first_underflow_layer: jax.Array
     spectrum: jax.Array | None = None
 
     @property
@@ -356,10 +361,12 @@ def _trace(params, x, key, phi, paired, loss, gradients, jacobian, num_projectio
     first_bad = jnp.where(jnp.any(bad), jnp.argmax(bad), -1).astype(jnp.int32)
     after = (first_bad >= 0) & (jnp.arange(depth) >= first_bad)
     fields = {name: jnp.where(after, jnp.nan, out[name].astype(dt)) for name in PER_LAYER_FIELDS}
+    under = finite & (out["q"] < jnp.finfo(dt).tiny)
+    first_under = jnp.where(jnp.any(under), jnp.argmax(under), -1).astype(jnp.int32)
     spec = None
     if spectrum:
         spec = jnp.where(after[:, None], jnp.nan, out["spectrum"]).T
-    return Trace(**fields, first_nonfinite_layer=first_bad, spectrum=spec)
+    return Trace(**fields, first_nonfinite_layer=first_bad, first_underflow_layer=first_under, spectrum=spec)
 
 
 _trace_jit = jax.jit(_trace, static_argnums=tuple(range(3, 13)))

@@ -27,13 +27,19 @@ class Verdict:
     grad_ratio: float     # grad_w_norm first layer / last layer (nan without gradient probes)
     overflow_layer: int   # median first non-finite layer over seeds that overflowed; -1 if none did
     n_overflow: int
+    underflow_layer: int = -1  # median first layer whose q underflowed, over seeds where it did; -1 if none
+    n_underflow: int = 0
+    n_seeds: int = 0
 
     @property
     def verdict(self) -> str:
         """Forward signal (q) first, then the gradients when they change by more than the same factor."""
         if self.n_overflow:
             return f"overflow at layer {self.overflow_layer}"
-        if not math.isfinite(self.q_ratio) or self.q_ratio == 0.0:
+        if self.n_underflow:
+            forward = (f"vanishing (q underflows at layer {self.underflow_layer}, "
+                       f"{self.n_underflow}/{self.n_seeds} seeds)")
+        elif not math.isfinite(self.q_ratio) or self.q_ratio == 0.0:
             forward = "vanishing (to zero)"
         elif self.q_ratio < 1 / STABLE_FACTOR:
             forward = f"vanishing (x{self.rate:.3g}/layer)"
@@ -57,6 +63,7 @@ def verdicts(results) -> list[Verdict]:
         q = results.get("q", program)
         grad = results.get("grad_w_norm", program) if "grad_w_norm" in results.arrays else None
         bad = results.get("first_nonfinite_layer", program)
+        under = results.get("first_underflow_layer", program) if "first_underflow_layer" in results.arrays else None
         depth = q.shape[-1]
         for i, label in enumerate(labels):
             for g, point in enumerate(points):
@@ -67,10 +74,12 @@ def verdicts(results) -> list[Verdict]:
                                   if grad is not None else math.nan)
                 rate = ratio ** (1.0 / (depth - 1)) if depth > 1 and ratio > 0 else math.nan
                 overflowed = bad[i, g][bad[i, g] >= 0]
+                underflowed = under[i, g][under[i, g] >= 0] if under is not None else np.zeros(0, int)
                 out.append(Verdict(
                     program, str(label), ", ".join(f"{k}={v:g}" for k, v in point.items()) or "-",
                     ratio, rate, grad_ratio, int(np.median(overflowed)) if overflowed.size else -1,
-                    int(overflowed.size)))
+                    int(overflowed.size), int(np.median(underflowed)) if underflowed.size else -1,
+                    int(underflowed.size), int(bad.shape[2])))
     return out
 
 
@@ -94,4 +103,4 @@ def format_run(results, max_rows: int = 60) -> str:
 
 
 def _num(x: float) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.3g}"
+    return "-" if math.isnan(x) else f"{x:.3g}"

@@ -19,7 +19,9 @@ Structure of one compiled program (one per distinct (depth, width, activation)):
 The weights a combo sees are exactly ``init(fold_in(seed_key, l), shape)`` scaled by the grid's
 factor (bit for bit when no grid factor applies: see :func:`layer_weights`), so the sweep, the
 functional MLP in :mod:`jaxinit.nets` and a user's own call agree. Non-finite values are recorded
-(``first_nonfinite_layer``) and masked to NaN after that layer; they never raise.
+(``first_nonfinite_layer``) and masked to NaN after that layer; they never raise. Underflow is
+recorded too (``first_underflow_layer``: the first layer whose q fell below the smallest normal
+number, zero included), without masking: a signal that vanished to 0 measures as 0.
 """
 
 from __future__ import annotations
@@ -308,36 +310,43 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         h = y[:, :batch] + layers.bias(layer, bias_std)[:, None, :]
         return h, y[:, batch:]
 
-    def measure(h, tangents, bad, bad_layer, index):
+    tiny = float(jnp.finfo(wide).tiny)
+
+    def measure(h, tangents, bad, bad_layer, under_layer, index):
         post, dphi, stats = forward_stats(h, phi)
         # A layer is non-finite once a pre-activation, an activation or their q is.
         finite = stats.pop("finite") & jnp.isfinite(stats["q"])
         bad_layer = jnp.where(~bad & ~finite, index, bad_layer)
         bad = bad | ~finite
+        # Underflow: q below the smallest normal number (0 included) is no longer measured to the
+        # dtype's precision; the values stay (0 is information), the layer is recorded.
+        under = finite & (stats["q"] < tiny)
+        under_layer = jnp.where((under_layer < 0) & under, index, under_layer)
         if not plan.forward:
             stats = {}
         if plan.jacobian:
             tj = tangents[:, :plan.num_projections * batch]
             stats["jacobian_msv"] = jnp.mean(jnp.sum(tj * tj, -1), axis=1) / h.shape[-1]
         stats = {k: jnp.where(bad, jnp.nan, v) for k, v in stats.items()}
-        return post, dphi, stats, bad, bad_layer
+        return post, dphi, stats, bad, bad_layer, under_layer
 
     def step(carry, layer):
-        x_prev, t_prev, d_prev, bad, bad_layer = carry
+        x_prev, t_prev, d_prev, bad, bad_layer, under_layer = carry
         h, t = layer_out(jnp.concatenate([x_prev, t_prev], axis=1), layer, d_prev)
-        x, d, stats, bad, bad_layer = measure(h, t, bad, bad_layer, layer)
+        x, d, stats, bad, bad_layer, under_layer = measure(h, t, bad, bad_layer, under_layer, layer)
         keep = (x_prev, d) if plan.gradients else None
-        return (x, t, d, bad, bad_layer), (stats, keep)
+        return (x, t, d, bad, bad_layer, under_layer), (stats, keep)
 
     # Layer 0 sees phi' = 1 (multiplying the tangents by 1.0 is exact). When its shape is the hidden
     # layers', it runs inside the scan: one copy of the layer in the program, not two.
     # (*_like keeps the seed axis' sharding type under shard_map, which the scan's carry must match.)
     carry = (rows0[:, :batch], rows0[:, batch:], jnp.ones_like(rows0[:, :batch]),
-             jnp.zeros_like(rows0[:, 0, 0], bool), jnp.full_like(rows0[:, 0, 0], -1, jnp.int32))
+             jnp.zeros_like(rows0[:, 0, 0], bool), jnp.full_like(rows0[:, 0, 0], -1, jnp.int32),
+             jnp.full_like(rows0[:, 0, 0], -1, jnp.int32))
     in_scan = plan.depth > 1 and plan.layer_shape(0) == plan.layer_shape(1)
     if not in_scan:
         carry, (s0, keep0) = step(carry, 0)
-    (x_last, t_last, _, bad, bad_layer), (stats, kept) = jax.lax.scan(
+    (x_last, t_last, _, bad, bad_layer, under_layer), (stats, kept) = jax.lax.scan(
         step, carry, jnp.arange(0 if in_scan else 1, plan.depth))
     if in_scan:
         d1 = kept[1][0] if plan.gradients else None
@@ -347,6 +356,7 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         d1 = keep0[1] if plan.gradients else None
         out = {k: jnp.concatenate([s0[k][:, None], stats[k].T], axis=1) for k in s0}
     out["first_nonfinite_layer"] = bad_layer
+    out["first_underflow_layer"] = under_layer
     if plan.spectrum:
         jac = t_last[:, n_tangent - plan.in_dim:]  # (combo, in_dim, width): d h^depth / d x of input 0
         sv = jnp.linalg.svd(jnp.where(bad[:, None, None], 0.0, jac), compute_uv=False)

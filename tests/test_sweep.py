@@ -279,6 +279,29 @@ def test_overflow_is_recorded_not_raised():
     assert np.isfinite(got["q"][1]).all()
 
 
+def test_underflow_is_recorded_and_the_values_kept():
+    # Linear network, normal(1e-4) weights, width 16: q shrinks by N sigma^2 = 1.6e-7 per layer from
+    # q0 = 1, so q_4 ~ 1e-34 is still a normal float32 and q_5 ~ 2e-41 is not (tiny = 1.2e-38); the
+    # per-layer spread of log q at this width (~0.3) is far inside those 3-4 decades of margin.
+    plan = small_plan(activation=activation("linear"), initializers=(jaxinit.normal(1e-4), jaxinit.he_normal(),
+                                                                     jaxinit.zeros),
+                      bias_init=jaxinit.zeros, depth=8, jacobian=False, spectrum=False, gradients=False)
+    got = run_plan(plan, [0, 1, 2, 3], block=4)
+    under, bad = got["first_underflow_layer"], got["first_nonfinite_layer"]
+    np.testing.assert_array_equal(under[0], 5)
+    np.testing.assert_array_equal(under[1], -1)
+    np.testing.assert_array_equal(under[2], 0)  # zeros: no signal from the first layer on
+    assert (bad == -1).all()
+    assert (got["q"][0, 0, :, :5] >= np.finfo(np.float32).tiny).all()
+    assert (got["q"][0, 0, :, 5:] < np.finfo(np.float32).tiny).all() and np.isfinite(got["q"]).all()
+    # The functional probes agree on the layer.
+    key, dkey = sweep.seed_key(0, 1), sweep.data_key(0, 1)
+    params = nets.init(key, plan.in_dim, plan.width, plan.depth, plan.out_dim, plan.initializers[0], plan.bias_init)
+    x = sweep.make_inputs(plan, jax.random.fold_in(dkey, 0))
+    t = probes.trace(params, x, plan.activation, gradients=False, jacobian=False)
+    assert int(t.first_underflow_layer) == 5 and int(t.first_nonfinite_layer) == -1
+
+
 def test_compiled_program_does_not_grow_with_depth():
     nan = jnp.array([jnp.nan])
     sizes = {}

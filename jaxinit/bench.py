@@ -54,6 +54,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -552,23 +553,33 @@ samplers = {
     "uniform": lambda k, n: jax.random.uniform(k, (n,), jnp.float32, -1.0, 1.0),
 }
 out["rng_n"] = m
+out["rng_per_s_large"] = {name: m / best_time(jax.jit(lambda k, f=f: f(k, m)), jax.random.key(3))
+                          for name, f in samplers.items()}
+
+# At the work's shape, one (width, width) draw after another, one stream per device side by side:
+# the draws stay in cache, as the sweep's do (a large array is bound by memory, ~2x slower on a CPU).
 devices = jax.local_devices()
 mesh = jax.make_mesh((len(devices),), ("d",), devices=devices)
 P = jax.sharding.PartitionSpec
+shape = (SPEC["width"], SPEC["width"])
+reps = max(1, m // (len(devices) * shape[0] * shape[1]))
 
 
-def spread(draw):
-    # Each device draws m / devices numbers from its own key, all at once.
-    per = m // len(devices)
-    one = lambda k: draw(jax.random.fold_in(k, jax.lax.axis_index("d")), per)  # noqa: E731
-    return jax.jit(jax.shard_map(one, mesh=mesh, in_specs=P(), out_specs=P("d"))), per * len(devices)
+def work_shaped(f):
+    def one(k):
+        k = jax.random.fold_in(k, jax.lax.axis_index("d"))
+        body = lambda i, acc: acc + jnp.sum(f(jax.random.fold_in(k, i), shape[0] * shape[1]))  # noqa: E731
+        start = jax.lax.pcast(jnp.zeros((1,), jnp.float32), ("d",), to="varying")
+        return jax.lax.fori_loop(0, reps, body, start)
+    return jax.jit(jax.shard_map(one, mesh=mesh, in_specs=P(), out_specs=P("d")))
 
 
 out["rng_devices"] = len(devices)
-out["rng_per_s"] = {}
-for name, f in samplers.items():
-    fn, count = spread(lambda k, n, f=f: f(k, n))
-    out["rng_per_s"][name] = count / best_time(fn, jax.random.key(3))
+out["rng_per_s_work"] = {name: reps * len(devices) * shape[0] * shape[1] / best_time(work_shaped(f),
+                                                                                     jax.random.key(4))
+                         for name, f in samplers.items()}
+# The ceiling: the better of the two ways of drawing.
+out["rng_per_s"] = {name: max(out["rng_per_s_large"][name], out["rng_per_s_work"][name]) for name in samplers}
 
 # The engine's noise groups for this work (which initializers share one draw per seed and layer).
 try:
@@ -871,8 +882,11 @@ def _note_work(work: Work) -> str | None:
 # ---------------------------------------------------------------------------------------------
 def run_benchmark(work: Work = Work(), *, runner: str = "auto", skip: Iterable[str] = (), plots: bool = False,
                   settings: Settings = Settings(), ceiling_options: dict[str, Any] | None = None,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  log: Callable[[str], None] | None = None, repeats: int = 1) -> dict[str, Any]:
     """Run every contender on ``work`` one after another and return the report (a JSON-able dict).
+
+    With ``repeats > 1`` the contenders run that many rounds, interleaved, and each figure of a run
+    is its median over the rounds (:func:`median_run`).
 
     The ceiling is measured twice, first and last, and the best of each rate kept (on a shared machine
     the load moves). ``skip``: run keys (``flax_loop``, ``flax_vmap``, ``torch_loop``, ``ceiling``) to
@@ -889,20 +903,22 @@ def run_benchmark(work: Work = Work(), *, runner: str = "auto", skip: Iterable[s
     if "ceiling" not in skip:
         log("ceiling (1/2): matmul and random-number rates ...")
         ceilings.append(measure_ceiling(work, **(ceiling_options or {}), settings=settings))
-    runs: dict[str, dict[str, Any]] = {}
-    log(f"jaxinit sweep: {work.networks} networks ...")
-    runs["jaxinit"] = measure_jaxinit(work, runner=runner, plots=plots, settings=settings)
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("jaxinit", lambda: measure_jaxinit(work, runner=runner, plots=plots, settings=settings)),
         ("flax_loop", lambda: measure_flax(work, "loop", settings=settings)),
         ("flax_vmap", lambda: measure_flax(work, "vmap", settings=settings)),
         ("torch_loop", lambda: measure_torch(work, settings=settings)),
     ]
-    for key, step in steps:
-        if key in skip:
-            runs[key] = {"name": RUNS[key], "available": False, "reason": "skipped (--skip)"}
-            continue
-        log(f"{RUNS[key]} ...")
-        runs[key] = step()
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    for r in range(repeats):  # interleaved, so a change of load hits every contender alike
+        for key, step in steps:
+            if key in skip:
+                rounds[key] = [{"name": RUNS[key], "available": False, "reason": "skipped (--skip)"}]
+                continue
+            log(f"{RUNS[key] if key != 'jaxinit' else f'jaxinit sweep: {work.networks} networks'} ..."
+                + (f" (round {r + 1}/{repeats})" if repeats > 1 else ""))
+            rounds.setdefault(key, []).append(step())
+    runs = {key: median_run(each) for key, each in rounds.items()}
     if "ceiling" not in skip:
         log("ceiling (2/2) ...")
         ceilings.append(measure_ceiling(work, **(ceiling_options or {}), settings=settings))
@@ -929,6 +945,24 @@ def run_benchmark(work: Work = Work(), *, runner: str = "auto", skip: Iterable[s
     return report
 
 
+def median_run(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One run from several rounds of it: every numeric figure is its median over the rounds that
+    finished; ``rounds`` counts them and ``end_to_end_s_each`` lists each round's end-to-end time."""
+    ok = [r for r in rounds if r.get("available")]
+    if not ok:
+        return dict(rounds[-1])
+    if len(ok) == 1 and len(rounds) == 1:
+        return dict(ok[0])
+    out = dict(ok[0])
+    for key, value in ok[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values = [r[key] for r in ok if isinstance(r.get(key), int | float) and not isinstance(r[key], bool)]
+            out[key] = float(statistics.median(values))
+    out["rounds"] = len(ok)
+    out["end_to_end_s_each"] = [r.get("end_to_end_s") for r in ok]
+    return out
+
+
 def combine_ceilings(ceilings: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The best of several ceiling measurements: the max of each rate."""
     ok = [c for c in ceilings if c.get("available")]
@@ -937,7 +971,9 @@ def combine_ceilings(ceilings: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out = dict(ok[0])
     for key in ("matmul_flops_per_s", "work_matmul_flops_per_s"):
         out[key] = max(c[key] for c in ok)
-    out["rng_per_s"] = {k: max(c["rng_per_s"][k] for c in ok) for k in ok[0]["rng_per_s"]}
+    for key in ("rng_per_s", "rng_per_s_large", "rng_per_s_work"):
+        if all(key in c for c in ok):
+            out[key] = {k: max(c[key][k] for c in ok) for k in ok[0][key]}
     out["measurements"] = len(ok)
     out["matmul_flops_per_s_each"] = [c["matmul_flops_per_s"] for c in ok]
     return out
@@ -1105,8 +1141,13 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{_rate(c.get('matmul_flops_per_s'), 'FLOP/s')}; at the work's shape "
                      f"{'x'.join(map(str, c.get('work_matmul_shape', [])))} "
                      f"{_rate(c.get('work_matmul_flops_per_s'), 'FLOP/s')}")
-        lines.append(f"  random numbers ({c.get('rng_devices', 1)} device(s) drawing side by side): "
-                     + ", ".join(f"{k} {_rate(v, '/s')}" for k, v in rng.items()))
+        large, work_rng = c.get("rng_per_s_large") or {}, c.get("rng_per_s_work") or {}
+        if large and work_rng:
+            lines.append("  random numbers: " + ", ".join(
+                f"{k} {_rate(large[k], '/s')} (one large array) / {_rate(work_rng[k], '/s')} (work-shaped draws, "
+                f"{c.get('rng_devices', 1)} device(s) side by side)" for k in rng))
+        else:
+            lines.append("  random numbers: " + ", ".join(f"{k} {_rate(v, '/s')}" for k, v in rng.items()))
         groups = c.get("noise_groups")
         if groups:
             text = "; ".join(f"{{{', '.join(g['members'])}}}" for g in groups)
@@ -1262,6 +1303,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-xla-workaround", action="store_true",
                         help=f"leave XLA_FLAGS alone (by default every child gets {XLA_WORKAROUND}, which avoids a "
                              "jaxlib 0.10 CPU hang of vmapped orthogonal init in baseline (b))")
+    parser.add_argument("--repeats", type=_positive, default=1, metavar="N",
+                        help="run the contenders N rounds, interleaved, and report each figure's median (default 1)")
     parser.add_argument("--same-xla-flags", action="store_true",
                         help=f"give the Flax baselines and the ceiling the XLA flags jaxinit sets for itself "
                              f"({XLA_FAST_COMPILE}); by default they run with JAX's defaults")
@@ -1292,7 +1335,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         ok = all(r.get("available") for r in report["growth"])
     else:
         report = run_benchmark(work, runner=args.runner, skip=args.skip, plots=args.plots, settings=settings,
-                               log=log)
+                               log=log, repeats=args.repeats)
         ok = bool(report["runs"]["jaxinit"].get("available"))
     print(format_table(report), end="")
     if args.json:

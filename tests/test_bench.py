@@ -63,6 +63,14 @@ def test_tiny_run_has_every_field(tiny_report, key):
     assert "device_peak_mb" in run  # None on the CPU
 
 
+def test_tiny_run_ceiling_measures_large_and_work_shaped_draws(tiny_report):
+    c = tiny_report["ceiling"]
+    for name in ("normal", "truncated_normal", "uniform"):
+        assert _positive(c["rng_per_s_large"][name]) and _positive(c["rng_per_s_work"][name])
+        assert c["rng_per_s"][name] == max(c["rng_per_s_large"][name], c["rng_per_s_work"][name])
+    assert c["rng_devices"] >= 1
+
+
 def test_tiny_run_report_shape(tiny_report):
     report = tiny_report
     assert report["format"] == bench.REPORT_FORMAT and report["mode"] == "compare"
@@ -206,6 +214,27 @@ def test_child_environment(monkeypatch):
     assert bench.Settings().env()["XLA_FLAGS"] == bench.XLA_WORKAROUND  # not twice
 
 
+def test_same_xla_flags_give_the_baselines_jaxinits_compile_setting(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert bench.XLA_FAST_COMPILE not in bench.Settings().env()["XLA_FLAGS"]
+    flags = bench.Settings(same_xla_flags=True).env()["XLA_FLAGS"].split()
+    assert flags == [bench.XLA_WORKAROUND, bench.XLA_FAST_COMPILE]
+    from jaxinit import _env
+
+    assert bench.XLA_FAST_COMPILE == _env.XLA_FAST_COMPILE  # the bench's copy (it never imports JAX)
+
+
+def test_median_run_takes_each_figure_over_the_rounds():
+    rounds = [{"name": "x", "available": True, "end_to_end_s": t, "compile_s": c, "note": "a", "ok": True}
+              for t, c in ((5.0, 1.0), (9.0, 3.0), (6.0, 2.5))]
+    rounds.append({"name": "x", "available": False, "reason": "timed out"})
+    run = bench.median_run(rounds)
+    assert run["end_to_end_s"] == 6.0 and run["compile_s"] == 2.5 and run["rounds"] == 3
+    assert run["end_to_end_s_each"] == [5.0, 9.0, 6.0] and run["note"] == "a" and run["ok"] is True
+    assert bench.median_run(rounds[:1]) == rounds[0]
+    assert bench.median_run(rounds[3:])["available"] is False
+
+
 def test_openblas_setting(monkeypatch):
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     assert bench.openblas_setting() == "1"
@@ -311,7 +340,9 @@ def test_arguments():
     assert args.seeds == 256 and args.inits == ("he_normal", "orthogonal") and args.gradients
     assert args.skip == ("torch_loop",) and args.json == "r.json"
     assert _parse("--growth", "--growth-depths", "10,20").growth_depths == (10, 20)
-    for bad in (["--inits", "zeros"], ["--seeds", "0"], ["--skip", "jaxinit"]):
+    assert (args.repeats, args.same_xla_flags) == (1, False)
+    assert _parse("--repeats", "3", "--same-xla-flags").repeats == 3
+    for bad in (["--inits", "zeros"], ["--seeds", "0"], ["--skip", "jaxinit"], ["--repeats", "0"]):
         with pytest.raises(SystemExit):
             _parse(*bad)
 

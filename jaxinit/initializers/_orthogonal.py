@@ -75,8 +75,8 @@ def haar_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype) -> jax.Array:
         (batched,) = in_batched
         if not batched:
             return draw(k), False
-        # The random numbers are drawn batched (as fast as one large draw, and the same numbers
-        # as any other batched draw of these keys and shape); only the QRs are mapped.
+        # The Gaussians are drawn batched (one fused draw that XLA can spread over threads, not
+        # one small draw per step of the loop); only the QRs are mapped.
         z = jax.vmap(lambda kk: _gaussian(kk, n_rows, n_cols, dtype))(k)
         if chunk >= axis_size:
             return jax.vmap(factor)(z), True

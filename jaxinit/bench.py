@@ -957,7 +957,8 @@ def median_run(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key, value in ok[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             values = [r[key] for r in ok if isinstance(r.get(key), int | float) and not isinstance(r[key], bool)]
-            out[key] = float(statistics.median(values))
+            if len(set(values)) > 1:  # a figure that moved between rounds (counts that did not keep their type)
+                out[key] = float(statistics.median(values))
     out["rounds"] = len(ok)
     out["end_to_end_s_each"] = [r.get("end_to_end_s") for r in ok]
     return out

@@ -280,7 +280,9 @@ class Settings:
     same_xla_flags: bool = False
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # Every contender compiles cold: a persistent compilation cache left in the environment would
+        # turn the second benchmark run's compile times into cache reads.
+        env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
         value = openblas_setting(self.openblas_threads)
         if value is not None:
             env["OPENBLAS_NUM_THREADS"] = value

@@ -207,7 +207,9 @@ def test_run_process_timeout():
 
 def test_child_environment(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/tmp/cache")
     env = bench.Settings().env()
+    assert "JAX_COMPILATION_CACHE_DIR" not in env  # every contender compiles cold
     assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {bench.XLA_WORKAROUND}"
     assert bench.Settings(xla_workaround=False).env()["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
     monkeypatch.setenv("XLA_FLAGS", bench.XLA_WORKAROUND)

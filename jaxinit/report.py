@@ -25,6 +25,8 @@ class Verdict:
     q_ratio: float        # q at the last layer / q at the first layer
     rate: float           # per-layer factor: q_ratio ** (1 / (depth - 1))
     grad_ratio: float     # grad_w_norm first layer / last layer (nan without gradient probes)
+    # Layer fields are 0-based array indices (as stored); the verdict text names the layer l = index + 1,
+    # as the figures' x axes do.
     overflow_layer: int   # median first non-finite layer over seeds that overflowed; -1 if none did
     n_overflow: int
     underflow_layer: int = -1  # median first layer whose q underflowed, over seeds where it did; -1 if none
@@ -35,9 +37,9 @@ class Verdict:
     def verdict(self) -> str:
         """Forward signal (q) first, then the gradients when they change by more than the same factor."""
         if self.n_overflow:
-            return f"overflow at layer {self.overflow_layer}"
+            return f"overflow at layer {self.overflow_layer + 1}"
         if self.n_underflow:
-            forward = (f"vanishing (q underflows at layer {self.underflow_layer}, "
+            forward = (f"vanishing (q underflows at layer {self.underflow_layer + 1}, "
                        f"{self.n_underflow}/{self.n_seeds} seeds)")
         elif not math.isfinite(self.q_ratio) or self.q_ratio == 0.0:
             forward = "vanishing (to zero)"

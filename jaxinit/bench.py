@@ -29,7 +29,9 @@ where the backend reports memory stats (GPUs). The parent process never imports 
 
 Random numbers are counted as the engine spends them: initializers that share a base distribution
 (he/glorot/lecun normals) draw one noise array per (seed, layer) -- one *noise group* -- and differ
-only by a factor (see :mod:`jaxinit.sweep`), so the sweep draws fewer numbers than the baselines.
+only by a factor, and groups whose draws are maps of the same random bits (normal, truncated normal,
+uniform, orthogonal's Gaussian) share one bit stream (see :mod:`jaxinit.sweep`), so the sweep draws
+fewer numbers than the baselines.
 
 OpenBLAS threads: jaxlib's CPU QR (orthogonal init) calls LAPACK through SciPy's OpenBLAS, whose
 own thread pool fights XLA's on a small machine (measured on 2 loaded cores: a 256x256 QR took
@@ -598,6 +600,9 @@ try:
         else:
             groups.append({"group": group, "members": [name]})
     out["noise_groups"] = [{"kind": g["group"].kind, "members": g["members"]} for g in groups]
+    # Groups whose draws are maps of the same random bits share one stream (drawn once).
+    shapes = [g["group"].bits_shape((SPEC["width"], SPEC["width"]), np.dtype("float32")) for g in groups]
+    out["bit_streams"] = len({s for s in shapes if s is not None}) + sum(s is None for s in shapes)
 except Exception as err:  # the ceiling stands without it
     out["noise_groups_error"] = repr(err)
 emit(out)
@@ -766,9 +771,10 @@ def _baseline_distribution(name: str, run: str) -> str:
 def random_numbers(work: Work, run: str, ceiling: dict[str, Any] | None = None) -> dict[str, float] | None:
     """Random numbers drawn per network, by distribution, as the run spends them (weights + inputs).
 
-    jaxinit draws one array per noise group per (seed, layer) and shares it between the group's
-    initializers; the baselines draw one per (initializer, seed, layer). ``None`` when the engine's
-    groups are unknown (no ceiling).
+    jaxinit draws one random-bits stream per (seed, layer) for all the noise groups that map the same
+    bits (``bit_streams``, from the ceiling run; else one array per group) and shares it between the
+    groups' initializers; the baselines draw one per (initializer, seed, layer). ``None`` when the
+    engine's groups are unknown (no ceiling).
     """
     per_layer = float(work.width) ** 2
     weights = per_layer * work.depth
@@ -780,9 +786,14 @@ def random_numbers(work: Work, run: str, ceiling: dict[str, Any] | None = None) 
         groups = (ceiling or {}).get("noise_groups")
         if not groups:
             return None
-        for g in groups:
-            d = _distribution(g["kind"], g["members"])
-            counts[d] = counts.get(d, 0.0) + weights / len(work.inits)
+        streams = (ceiling or {}).get("bit_streams")
+        if streams is not None:
+            # Charged at the uniform rate: the cheapest map of the bits, the closest to the bits' own cost.
+            counts["uniform"] = weights * streams / len(work.inits)
+        else:
+            for g in groups:
+                d = _distribution(g["kind"], g["members"])
+                counts[d] = counts.get(d, 0.0) + weights / len(work.inits)
         counts["normal"] = counts.get("normal", 0.0) + inputs / len(work.inits)  # inputs: once per seed
         return counts
     for name in work.inits:
@@ -1154,7 +1165,9 @@ def format_table(report: dict[str, Any]) -> str:
         groups = c.get("noise_groups")
         if groups:
             text = "; ".join(f"{{{', '.join(g['members'])}}}" for g in groups)
-            lines.append(f"  sweep noise groups (one draw per seed and layer each): {text}")
+            streams = c.get("bit_streams")
+            shared = f"; {streams} random-bits stream(s) per seed and layer between them" if streams else ""
+            lines.append(f"  sweep noise groups: {text}{shared}")
     else:
         lines.append(f"ceiling: {c.get('reason', 'not measured')}")
     flops = work.get("flops_per_network")

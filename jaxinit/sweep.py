@@ -11,7 +11,9 @@ Structure of one compiled program (one per distinct (depth, width, activation)):
   that share a base distribution (he/glorot/lecun normals, ``normal(stddev)``, ...) are *common
   random numbers*: the raw noise of a layer is drawn once per group and each combo applies its own
   factor to the matmul's output, ``h = f_k (x @ Z) + b``. One large matmul per group and layer
-  replaces one per initializer, and the random-number cost is paid once per group;
+  replaces one per initializer. Groups whose draws are maps of ``jax.random.bits`` of one shape
+  (normal, truncated normal and uniform noise, orthogonal's Gaussian: ``BaseInitializer.bits_shape``)
+  share the layer's bits, so the random-bit generator runs once per layer for all of them;
 * gradient probes run a second, reversed scan that regenerates each layer's weights from its key
   and keeps only the post-activations of the forward pass (``O(depth * batch * width)`` per combo,
   never ``O(depth * width^2)``).
@@ -39,7 +41,7 @@ import numpy as np
 from jaxinit import probes
 from jaxinit.initializers import BaseInitializer, Normal, TruncatedNormal, Uniform, VarianceScaling
 from jaxinit.initializers._base import wide_dtype
-from jaxinit.initializers._random import raw_sample, unit_factor
+from jaxinit.initializers._random import random_bits, raw_from_bits, raw_sample, unit_factor
 from jaxinit.nets import layer_keys
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -64,6 +66,18 @@ class NoiseGroup:
         if self.kind == "own":
             return self.init(key, shape, wide_dtype(dtype))
         return raw_sample(self.kind.split(":", 1)[1], key, shape, wide_dtype(dtype))
+
+    def bits_shape(self, shape, dtype) -> tuple[int, ...] | None:
+        """The shape of the random bits ``draw`` maps, or None (see ``BaseInitializer.bits_shape``)."""
+        if self.kind == "own":
+            return self.init.bits_shape(shape, wide_dtype(dtype))
+        return None if jnp.issubdtype(dtype, jnp.complexfloating) else tuple(shape)
+
+    def from_bits(self, bits, shape, dtype) -> jax.Array:
+        """``draw(key, shape, dtype)`` from ``random_bits(key, bits_shape(shape, dtype), wide)``."""
+        if self.kind == "own":
+            return self.init.from_bits(bits, shape, wide_dtype(dtype))
+        return raw_from_bits(self.kind.split(":", 1)[1], bits, wide_dtype(dtype))
 
 
 def noise_group(init: BaseInitializer, shape: Sequence[int], dtype) -> tuple[NoiseGroup, float]:
@@ -245,9 +259,17 @@ class _Layers:
         lkey = jax.random.fold_in(self.key, layer)
         r = rows.reshape(plan.n_init, self.n_grid, *rows.shape[1:])
         out = [None] * plan.n_init
+        bits: dict[tuple[int, ...], jax.Array] = {}  # one bit stream per shape, shared by the groups
         for g, group in enumerate(groups):
             members = [i for i in range(plan.n_init) if index[i] == g]
-            z = group.draw(lkey, shape, self.dtype).astype(self.wide)
+            bits_shape = group.bits_shape(shape, self.dtype)
+            if bits_shape is None:
+                z = group.draw(lkey, shape, self.dtype)
+            else:
+                if bits_shape not in bits:
+                    bits[bits_shape] = random_bits(lkey, bits_shape, self.wide)
+                z = group.from_bits(bits[bits_shape], shape, self.dtype)
+            z = z.astype(self.wide)
             spec = "mgbo,io->mgbi" if transpose else "mgbi,io->mgbo"
             y = jnp.einsum(spec, r[np.asarray(members)], z, precision=HIGHEST)
             for j, i in enumerate(members):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats as st
 
 import jaxinit
-from jaxinit.initializers._random import truncated_moments
+from jaxinit.initializers._random import (
+    random_bits,
+    raw_from_bits,
+    truncated_moments,
+    truncated_normal_from_bits,
+)
 
+from catalog_cases import CASES
 from helpers import mean_tolerance, variance_tolerance
 
 
@@ -75,3 +82,52 @@ def test_bad_arguments(build, match):
 def test_uniform_rejects_complex(key):
     with pytest.raises(TypeError, match=r"uniform\(\) makes real weights; got complex dtype=complex64"):
         jaxinit.uniform()(key, (3, 3), jnp.complex64)
+
+
+# -- draws as maps of shared random bits ---------------------------------------------------------
+@pytest.mark.parametrize("distribution, call", [
+    ("normal", lambda k, s: jax.random.normal(k, s)),
+    ("uniform", lambda k, s: jax.random.uniform(k, s, jnp.float32, -1.0, 1.0)),
+    ("truncated_normal", lambda k, s: jax.random.truncated_normal(k, -2.0, 2.0, s)),
+])
+@pytest.mark.parametrize("shape", [(1,), (7, 5), (64, 96), (2, 3, 4, 5)])
+def test_maps_of_random_bits_are_the_jax_random_numbers(distribution, call, shape, key):
+    bits = random_bits(key, shape, np.dtype("float32"))
+    want = np.asarray(call(key, shape))
+    np.testing.assert_array_equal(np.asarray(raw_from_bits(distribution, bits, np.dtype("float32"))), want)
+    got_jit = jax.jit(lambda k: raw_from_bits(distribution, random_bits(k, shape, np.dtype("float32")),
+                                              np.dtype("float32")))(key)
+    np.testing.assert_array_equal(np.asarray(got_jit), np.asarray(jax.jit(lambda k: call(k, shape))(key)))
+
+
+@pytest.mark.parametrize("lower, upper", [(-1.0, 3.0), (0.5, 4.0), (-np.inf, 1.0), (2.0, np.inf)])
+def test_truncated_map_matches_jax_for_any_bounds(lower, upper, key):
+    bits = random_bits(key, (300,), np.dtype("float32"))
+    np.testing.assert_array_equal(np.asarray(truncated_normal_from_bits(bits, np.float32, lower, upper)),
+                                  np.asarray(jax.random.truncated_normal(key, lower, upper, (300,))))
+
+
+def _bits_cases():
+    for spec, shape, conv in CASES:
+        init = jaxinit.get(spec)
+        for s in (shape, conv):
+            if s is not None and init.bits_shape(s) is not None:
+                yield pytest.param(init, s, id=f"{init!r}-{s}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("init, shape", list(_bits_cases()))
+def test_from_bits_is_the_initializers_own_draw(init, shape, dtype, key):
+    bits = random_bits(key, init.bits_shape(shape, dtype), np.dtype("float32"))
+    np.testing.assert_array_equal(np.asarray(init.from_bits(bits, shape, dtype), np.float32),
+                                  np.asarray(init(key, shape, dtype), np.float32))
+
+
+def test_bits_shape_names_which_draws_can_share_bits():
+    assert jaxinit.he_normal().bits_shape((8, 6)) == (8, 6)
+    assert jaxinit.orthogonal().bits_shape((8, 6)) == (8, 6)  # the Gaussian JAX factors: (max, min)
+    assert jaxinit.orthogonal().bits_shape((6, 8)) == (8, 6)
+    assert jaxinit.orthogonal().bits_shape((3, 3, 4, 8)) == (36, 8)
+    assert jaxinit.he_normal().bits_shape((8, 6), "complex64") is None  # complex draws split the key
+    assert jaxinit.he_normal().bits_shape((0, 6)) is None
+    assert jaxinit.identity().bits_shape((4, 4)) is None and jaxinit.sparse(0.5).bits_shape((4, 4)) is None

@@ -115,6 +115,35 @@ class BaseInitializer:
         sample = self._sample(key, shape, dtype)
         return _shard(sample.astype(dtype), out_sharding)
 
+    # -- draws that are a map of random bits (the sweep draws the bits once for several) --------
+    def bits_shape(self, shape: Sequence[int], dtype: Any = None) -> tuple[int, ...] | None:
+        """The shape of the ``jax.random.bits`` this draw maps to weights, or None if it is not
+        such a map (the default; complex dtypes; empty shapes).
+
+        Where it is not None, ``init(key, shape, dtype)`` equals
+        ``init.from_bits(random_bits(key, init.bits_shape(shape, dtype), wide_dtype(dtype)), shape, dtype)``
+        bit for bit (:func:`jaxinit.initializers._random.random_bits`): initializers drawn with one
+        key then share one bit stream, which the sweep draws once.
+        """
+        shape = canonical_shape(shape, where=repr(self))
+        dtype = self.resolve_dtype(dtype)
+        if math.prod(shape) == 0 or is_complex(dtype):
+            return None
+        return self._bits_shape(shape)
+
+    def from_bits(self, bits: jax.Array, shape: Sequence[int], dtype: Any = None) -> jax.Array:
+        """The draw from random bits of shape ``bits_shape(shape, dtype)`` (see there)."""
+        shape = canonical_shape(shape, where=repr(self))
+        dtype = self.resolve_dtype(dtype)
+        self._check_shape(shape)
+        return self._sample_from_bits(bits, shape, dtype).astype(dtype)
+
+    def _bits_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        return None
+
+    def _sample_from_bits(self, bits: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+        raise NotImplementedError(f"{self!r} is not a map of random bits.")
+
     def resolve_dtype(self, dtype: Any) -> np.dtype:
         """The call's dtype, else this initializer's own ``dtype`` field, else the default float."""
         if dtype is None:

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._errors import check_int, check_positive
-from jaxinit.initializers._base import BaseInitializer, dtype_name, wide_dtype
+from jaxinit.initializers._base import BaseInitializer, dtype_name, is_complex, wide_dtype
+from jaxinit.initializers._random import normal_from_bits, random_bits
 from jaxinit.initializers._registry import register
 
 # Under vmap, matrices are drawn in vmapped chunks of at most this many entries, one chunk after
@@ -35,9 +36,18 @@ from jaxinit.initializers._registry import register
 _CHUNK_ELEMENTS = 1 << 16
 
 
+def gaussian_shape(n_rows: int, n_cols: int) -> tuple[int, int]:
+    """The shape of the Gaussian that ``jax.random.orthogonal`` factors: ``(max, min)``."""
+    return max(n_rows, n_cols), min(n_rows, n_cols)
+
+
 def _gaussian(key: jax.Array, n_rows: int, n_cols: int, dtype: np.dtype) -> jax.Array:
-    """The Gaussian that ``jax.random.orthogonal`` factors: ``(max, min)`` of the two sizes."""
-    return jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
+    """``jax.random.normal(key, gaussian_shape(n_rows, n_cols), dtype)``; real dtypes go through the
+    shared random-bits map (:func:`jaxinit.initializers._random.normal_from_bits`), same numbers."""
+    shape = gaussian_shape(n_rows, n_cols)
+    if is_complex(dtype):
+        return jax.random.normal(key, shape, dtype)
+    return normal_from_bits(random_bits(key, shape, dtype), dtype)
 
 
 def _haar_from_gaussian(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
@@ -46,6 +56,31 @@ def _haar_from_gaussian(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     q, r = jnp.linalg.qr(z)
     q = q * jnp.expand_dims(jnp.sign(jnp.diagonal(r)), -2)
     return q.T if n_rows < n_cols else q
+
+
+def haar_factor(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
+    """The Haar matrix of the Gaussian ``z`` (shape ``gaussian_shape(n_rows, n_cols)``).
+
+    Under ``jax.vmap`` the batch of QRs runs as a ``lax.map`` of vmapped chunks, never as one
+    batched QR (see the module notes); each matrix is the one a single call gives.
+    """
+    chunk = max(1, _CHUNK_ELEMENTS // (n_rows * n_cols))
+    factor = lambda zz: _haar_from_gaussian(zz, n_rows, n_cols)  # noqa: E731
+
+    @jax.custom_batching.custom_vmap
+    def qr(zz):
+        return factor(zz)
+
+    @qr.def_vmap
+    def _qr_batch(axis_size, in_batched, zz):
+        (batched,) = in_batched
+        if not batched:
+            return qr(zz), False
+        if chunk >= axis_size:
+            return jax.vmap(factor)(zz), True
+        return jax.lax.map(factor, zz, batch_size=chunk if chunk > 1 else None), True
+
+    return qr(z)
 
 
 def haar_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype) -> jax.Array:
@@ -63,26 +98,7 @@ def haar_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype) -> jax.Array:
       arXiv:math-ph/0609050.
     """
     dtype = np.dtype(dtype)
-    chunk = max(1, _CHUNK_ELEMENTS // (n_rows * n_cols))
-    factor = lambda z: _haar_from_gaussian(z, n_rows, n_cols)  # noqa: E731
-
-    @jax.custom_batching.custom_vmap
-    def draw(k):
-        return factor(_gaussian(k, n_rows, n_cols, dtype))
-
-    @draw.def_vmap
-    def _draw_batch(axis_size, in_batched, k):
-        (batched,) = in_batched
-        if not batched:
-            return draw(k), False
-        # The Gaussians are drawn batched (one fused draw that XLA can spread over threads, not
-        # one small draw per step of the loop); only the QRs are mapped.
-        z = jax.vmap(lambda kk: _gaussian(kk, n_rows, n_cols, dtype))(k)
-        if chunk >= axis_size:
-            return jax.vmap(factor)(z), True
-        return jax.lax.map(factor, z, batch_size=chunk if chunk > 1 else None), True
-
-    return draw(key)
+    return haar_factor(_gaussian(key, n_rows, n_cols, dtype), n_rows, n_cols)
 
 
 def _matrix_dims(shape: tuple[int, ...], column_axis: int, where: str) -> tuple[int, int]:
@@ -98,14 +114,19 @@ def _matrix_dims(shape: tuple[int, ...], column_axis: int, where: str) -> tuple[
     return math.prod(shape) // n_cols, n_cols
 
 
+def _orthogonal_layout(q: jax.Array, shape, dtype, scale: float, column_axis: int) -> jax.Array:
+    """JAX's orthogonal layout: the ``(n_rows, n_cols)`` matrix back to ``shape``, times ``scale``."""
+    n_cols = shape[column_axis]
+    q = jnp.reshape(q, tuple(np.delete(shape, column_axis)) + (n_cols,))
+    q = jnp.moveaxis(q, -1, column_axis)
+    return jnp.asarray(scale, wide_dtype(dtype)) * q
+
+
 def _orthogonal_sample(key, shape, dtype, scale: float, column_axis: int) -> jax.Array:
     """JAX's orthogonal layout: flatten all axes but ``column_axis`` into rows, then restore."""
     n_rows, n_cols = _matrix_dims(shape, column_axis, "orthogonal")
-    wide = wide_dtype(dtype)
-    q = haar_matrix(key, n_rows, n_cols, wide)
-    q = jnp.reshape(q, tuple(np.delete(shape, column_axis)) + (n_cols,))
-    q = jnp.moveaxis(q, -1, column_axis)
-    return jnp.asarray(scale, wide) * q
+    q = haar_matrix(key, n_rows, n_cols, wide_dtype(dtype))
+    return _orthogonal_layout(q, shape, dtype, scale, column_axis)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -152,6 +173,15 @@ class Orthogonal(BaseInitializer):
 
     def _sample(self, key, shape, dtype):
         return _orthogonal_sample(key, shape, dtype, self.scale, self.column_axis)
+
+    def _bits_shape(self, shape):
+        return gaussian_shape(*_matrix_dims(shape, self.column_axis, repr(self)))
+
+    def _sample_from_bits(self, bits, shape, dtype):
+        n_rows, n_cols = _matrix_dims(shape, self.column_axis, repr(self))
+        wide = wide_dtype(dtype)
+        q = haar_factor(normal_from_bits(bits, wide), n_rows, n_cols)
+        return _orthogonal_layout(q, shape, dtype, self.scale, self.column_axis)
 
     def variance(self, shape):
         n_rows, n_cols = _matrix_dims(tuple(shape), self.column_axis, repr(self))

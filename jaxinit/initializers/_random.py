@@ -9,6 +9,7 @@ bounds) are the other libraries' meanings, made explicit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -74,18 +75,79 @@ def _polar(key, shape, wide, radius_fn):
 _COMPLEX_TRUNCATED_MASS = 1.0 - math.exp(-4.0)
 
 
+# -- the maps from random bits to numbers that jax.random uses ---------------------------------
+# jax.random.uniform, normal and truncated_normal all consume jax.random.bits(key, shape) of the
+# dtype's width and differ only in the map applied to those bits. Drawing the bits once and
+# applying the maps below gives the same numbers as those calls (tests/test_random.py checks it
+# bit for bit), and lets the sweep draw one bit stream per (seed, layer) for every initializer
+# that consumes it: the random-bit generator is what costs, not the maps.
+def random_bits(key, shape, wide) -> jax.Array:
+    """``jax.random.bits`` of the bit width of the real dtype ``wide`` (uint32 for float32)."""
+    return jax.random.bits(key, tuple(shape), np.dtype(f"uint{np.finfo(wide).bits}"))
+
+
+def uniform_from_bits(bits, dtype, minval, maxval) -> jax.Array:
+    """``jax.random.uniform(key, shape, dtype, minval, maxval)`` from ``random_bits(key, shape, dtype)``:
+    the mantissa bits under exponent 0 give ``[1, 2)``, shifted and scaled to ``[minval, maxval)``."""
+    dtype = np.dtype(dtype)
+    finfo = jnp.finfo(dtype)
+    uint = bits.dtype
+    mantissa = jax.lax.shift_right_logical(bits, jnp.asarray(finfo.bits - finfo.nmant, uint))
+    one = jnp.asarray(np.array(1.0, dtype).view(uint), uint)
+    floats = jax.lax.bitcast_convert_type(jax.lax.bitwise_or(mantissa, one), dtype) - jnp.asarray(1.0, dtype)
+    lo = jax.lax.broadcast_to_rank(jax.lax.convert_element_type(minval, dtype), bits.ndim)
+    hi = jax.lax.broadcast_to_rank(jax.lax.convert_element_type(maxval, dtype), bits.ndim)
+    return jax.lax.max(lo, floats * (hi - lo) + lo)
+
+
+def normal_from_bits(bits, dtype) -> jax.Array:
+    """``jax.random.normal`` (real dtypes): ``sqrt(2) erfinv(u)``, ``u`` uniform on ``(-1, 1)``."""
+    dtype = np.dtype(dtype)
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    u = uniform_from_bits(bits, dtype, lo, np.array(1.0, dtype))
+    return jax.lax.mul(np.array(np.sqrt(2), dtype), jax.lax.erf_inv(u))
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _truncated_from_bits(bits, lower, upper, dtype):
+    # Structured as jax.random.truncated_normal (bounds traced, erf of them in the program), so the
+    # compiler treats the bounds the same way and the numbers agree bit for bit.
+    sqrt2 = np.array(np.sqrt(2), dtype)
+    lower = jax.lax.convert_element_type(lower, dtype)
+    upper = jax.lax.convert_element_type(upper, dtype)
+    u = uniform_from_bits(bits, dtype, jax.lax.erf(lower / sqrt2), jax.lax.erf(upper / sqrt2))
+    out = sqrt2 * jax.lax.erf_inv(u)
+    return jnp.clip(out, jax.lax.nextafter(jax.lax.stop_gradient(lower), np.array(np.inf, dtype)),
+                    jax.lax.nextafter(jax.lax.stop_gradient(upper), np.array(-np.inf, dtype)))
+
+
+def truncated_normal_from_bits(bits, dtype, lower: float, upper: float) -> jax.Array:
+    """``jax.random.truncated_normal(key, lower, upper, shape, dtype)``: inverse CDF of the standard
+    normal on ``(erf(lower/sqrt 2), erf(upper/sqrt 2))``, clipped into the open interval."""
+    return _truncated_from_bits(bits, lower, upper, np.dtype(dtype))
+
+
+def raw_from_bits(distribution: str, bits, wide) -> jax.Array:
+    """``raw_sample`` (real dtypes) from ``random_bits(key, shape, wide)``."""
+    if distribution == "normal":
+        return normal_from_bits(bits, wide)
+    if distribution == "uniform":
+        return uniform_from_bits(bits, wide, -1.0, 1.0)
+    return truncated_normal_from_bits(bits, wide, -2.0, 2.0)
+
+
 def raw_sample(distribution: str, key, shape, wide) -> jax.Array:
     """Noise in the wide dtype whose scaled version is the distribution's draw (see ``unit_factor``).
 
     normal: N(0, 1) (complex: parts N(0, 1/2)); uniform: U(-1, 1) (complex: radius sqrt(u));
     truncated_normal: N(0, 1) cut to (-2, 2) (complex: modulus of a unit complex normal cut at 2).
+    Real dtypes: ``raw_from_bits(distribution, random_bits(key, shape, wide), wide)``, the numbers
+    of the ``jax.random`` call of the same name.
     """
+    if not is_complex(wide):
+        return raw_from_bits(distribution, random_bits(key, shape, wide), wide)
     if distribution == "normal":
         return jax.random.normal(key, shape, wide)
-    if not is_complex(wide):
-        if distribution == "uniform":
-            return jax.random.uniform(key, shape, wide, -1.0)
-        return jax.random.truncated_normal(key, -2.0, 2.0, shape, wide)
     if distribution == "uniform":
         return _polar(key, shape, wide, jnp.sqrt)
     return _polar(key, shape, wide, lambda u: jnp.sqrt(-jnp.log1p(-u * _COMPLEX_TRUNCATED_MASS)))
@@ -145,7 +207,17 @@ class Normal(BaseInitializer):
 
     def _sample(self, key, shape, dtype):
         wide = wide_dtype(dtype)
+        if not is_complex(wide):
+            return self._sample_from_bits(random_bits(key, shape, wide), shape, dtype)
         x = jax.random.normal(key, shape, wide) * jnp.asarray(self.stddev, wide)
+        return x + jnp.asarray(self.mean_value, wide) if self.mean_value else x
+
+    def _bits_shape(self, shape):
+        return shape
+
+    def _sample_from_bits(self, bits, shape, dtype):
+        wide = wide_dtype(dtype)
+        x = normal_from_bits(bits, wide) * jnp.asarray(self.stddev, wide)
         return x + jnp.asarray(self.mean_value, wide) if self.mean_value else x
 
     def variance(self, shape):
@@ -173,8 +245,14 @@ class Uniform(BaseInitializer):
         object.__setattr__(self, "dtype", dtype_name(self.dtype))
 
     def _sample(self, key, shape, dtype):
+        return self._sample_from_bits(random_bits(key, shape, wide_dtype(dtype)), shape, dtype)
+
+    def _bits_shape(self, shape):
+        return shape
+
+    def _sample_from_bits(self, bits, shape, dtype):
         wide = wide_dtype(dtype)
-        return jax.random.uniform(key, shape, wide) * jnp.asarray(self.scale, wide)
+        return uniform_from_bits(bits, wide, 0.0, 1.0) * jnp.asarray(self.scale, wide)
 
     def variance(self, shape):
         return self.scale**2 / 12.0
@@ -206,7 +284,13 @@ class RandomUniform(BaseInitializer):
         object.__setattr__(self, "dtype", dtype_name(self.dtype))
 
     def _sample(self, key, shape, dtype):
-        return jax.random.uniform(key, shape, wide_dtype(dtype), self.minval, self.maxval)
+        return self._sample_from_bits(random_bits(key, shape, wide_dtype(dtype)), shape, dtype)
+
+    def _bits_shape(self, shape):
+        return shape
+
+    def _sample_from_bits(self, bits, shape, dtype):
+        return uniform_from_bits(bits, wide_dtype(dtype), self.minval, self.maxval)
 
     def variance(self, shape):
         return (self.maxval - self.minval) ** 2 / 12.0
@@ -266,9 +350,15 @@ class TruncatedNormal(BaseInitializer):
         return (self.lower - self.mean_value) / self.stddev, (self.upper - self.mean_value) / self.stddev
 
     def _sample(self, key, shape, dtype):
+        return self._sample_from_bits(random_bits(key, shape, wide_dtype(dtype)), shape, dtype)
+
+    def _bits_shape(self, shape):
+        return shape
+
+    def _sample_from_bits(self, bits, shape, dtype):
         wide = wide_dtype(dtype)
         a, b = self.standard_bounds
-        x = jax.random.truncated_normal(key, a, b, shape, wide) * jnp.asarray(self.stddev, wide)
+        x = truncated_normal_from_bits(bits, wide, a, b) * jnp.asarray(self.stddev, wide)
         return x + jnp.asarray(self.mean_value, wide) if self.mean_value else x
 
     def variance(self, shape):

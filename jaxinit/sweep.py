@@ -637,11 +637,22 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
     return folder.assemble(config)
 
 
-def _crn_note(plans: dict[str, Plan]) -> dict[str, list[list[str]]]:
-    """Per program: which initializers share raw noise (one draw per layer, different factors)."""
+def _crn_note(plans: dict[str, Plan]) -> dict[str, dict[str, Any]]:
+    """Per program, at a hidden layer: which initializers share raw noise (one draw per layer,
+    different factors: ``groups``), and which groups map one shared random-bits stream
+    (``shared_bits``: lists of group indices; a group absent from every list draws its own)."""
     note = {}
     for pid, plan in plans.items():
-        groups, index, _ = plan.groups(min(1, plan.depth))
-        note[pid] = [[repr(plan.initializers[i]) for i in range(plan.n_init) if index[i] == g]
-                     for g in range(len(groups))]
+        layer = min(1, plan.depth)
+        groups, index, _ = plan.groups(layer)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for g, group in enumerate(groups):
+            bits_shape = group.bits_shape(plan.layer_shape(layer), np.dtype(plan.dtype))
+            if bits_shape is not None:
+                by_shape.setdefault(bits_shape, []).append(g)
+        note[pid] = {
+            "groups": [[repr(plan.initializers[i]) for i in range(plan.n_init) if index[i] == g]
+                       for g in range(len(groups))],
+            "shared_bits": list(by_shape.values()),
+        }
     return note

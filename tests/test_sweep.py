@@ -347,6 +347,15 @@ def test_quickstart_end_to_end_and_resume(tmp_path):
     assert "common_random_numbers" in resumed.meta["engine"]
 
 
+def test_meta_says_which_groups_share_noise_and_bits():
+    plan = small_plan(initializers=(jaxinit.he_normal(), jaxinit.orthogonal(), jaxinit.glorot_uniform(),
+                                    jaxinit.identity(), jaxinit.lecun_normal()))
+    note = sweep._crn_note({"p": plan})["p"]
+    assert note["groups"] == [[repr(jaxinit.he_normal()), repr(jaxinit.lecun_normal())], [repr(jaxinit.orthogonal())],
+                              [repr(jaxinit.glorot_uniform())], [repr(jaxinit.identity())]]
+    assert note["shared_bits"] == [[0, 1, 2]]  # identity draws nothing random
+
+
 def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     """Kill a real `jaxinit sweep` process once its first chunk is on disk, rerun: identical results."""
     import os

@@ -25,7 +25,7 @@ collect), timed from outside; compile and warm run times are read from inside:
 (the engine promises both flat in depth).
 
 Peak memory is each child's ``ru_maxrss`` (``os.wait4``), plus the device's ``peak_bytes_in_use``
-where the backend reports memory stats (GPUs). The parent process never imports JAX.
+where the backend reports memory stats (GPUs). The parent process never starts a JAX backend.
 
 Random numbers are counted as the engine spends them: initializers that share a base distribution
 (he/glorot/lecun normals) draw one noise array per (seed, layer) -- one *noise group* -- and differ
@@ -67,10 +67,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+# jaxinit._env imports nothing heavy: the flags jaxinit sets for itself, named once.
+from jaxinit._env import XLA_FAST_COMPILE, XLA_WORKAROUND
+
 __all__ = [
     "DEFAULT_INITS", "GROWTH_DEPTHS", "RUNS", "SUPPORTED_INITS", "TARGETS", "Settings", "Work", "add_arguments",
     "combine_ceilings", "compute_ratios", "evaluate_targets", "format_table", "measure_ceiling", "measure_flax",
-    "measure_jaxinit", "measure_torch", "run_benchmark", "run_from_args", "run_growth", "torch_available",
+    "measure_jaxinit", "measure_torch", "positive_int", "run_benchmark", "run_from_args", "run_growth",
+    "torch_available",
 ]
 
 REPORT_FORMAT = "jaxinit-bench/1"
@@ -300,8 +304,6 @@ class Settings:
                 "torch_threads": self.torch_threads, "timeout_s": self.timeout}
 
 
-XLA_WORKAROUND = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
-XLA_FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false"  # jaxinit._env's (this module never imports JAX)
 
 
 def child_env(openblas_threads: int | None = None) -> dict[str, str]:
@@ -509,15 +511,15 @@ emit({"import_s": T1 - T0, "compile_s": 0.0, "run_s": run_s, "q_first": q_first,
 
 _CEILING_WORKER = _PRELUDE + """
 import math
-import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxinit._env import cpu_devices_chosen, usable_cores
 
 # Random numbers are drawn on one thread per device: on a CPU the hardware's rate is one device per
 # core drawing side by side (as jaxinit's sweep runs), unless the environment fixed the count.
-if "JAX_NUM_CPU_DEVICES" not in os.environ and "device_count" not in os.environ.get("XLA_FLAGS", ""):
-    jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+if not cpu_devices_chosen():
+    jax.config.update("jax_num_cpu_devices", usable_cores())
 backend = jax.default_backend()
 HIGHEST = jax.lax.Precision.HIGHEST
 REPS, MIN_TIME = SPEC["reps"], SPEC["min_time"]
@@ -1265,7 +1267,8 @@ def _inits(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -1276,7 +1279,7 @@ def _positive(text: str) -> int:
 
 
 def _depths(text: str) -> tuple[int, ...]:
-    return tuple(_positive(t) for t in text.split(",") if t.strip())
+    return tuple(positive_int(t) for t in text.split(",") if t.strip())
 
 
 def _skips(text: str) -> tuple[str, ...]:
@@ -1294,11 +1297,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Time jaxinit's sweep against plain Flax (a jitted loop; jit(vmap) per initializer) and the PyTorch "
         "loop on the same work, each end to end in a fresh process, plus the device's matmul and random-number "
         "rates. Prints ratios beside the project's targets; never fails on a missed target.")
-    parser.add_argument("--seeds", type=_positive, default=None, help="seeds per initializer (default 32; 4 with "
+    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per initializer (default 32; 4 with "
                         "--growth)")
-    parser.add_argument("--depth", type=_positive, default=50, help="hidden layers (default 50)")
-    parser.add_argument("--width", type=_positive, default=256, help="hidden width (default 256)")
-    parser.add_argument("--batch", type=_positive, default=128, help="inputs per network (default 128)")
+    parser.add_argument("--depth", type=positive_int, default=50, help="hidden layers (default 50)")
+    parser.add_argument("--width", type=positive_int, default=256, help="hidden width (default 256)")
+    parser.add_argument("--batch", type=positive_int, default=128, help="inputs per network (default 128)")
     parser.add_argument("--inits", type=_inits, default=DEFAULT_INITS,
                         help=f"comma-separated initializers (default {','.join(DEFAULT_INITS)}; any of "
                              f"{', '.join(SUPPORTED_INITS)})")
@@ -1319,12 +1322,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-xla-workaround", action="store_true",
                         help=f"leave XLA_FLAGS alone (by default every child gets {XLA_WORKAROUND}, which avoids a "
                              "jaxlib 0.10 CPU hang of vmapped orthogonal init in baseline (b))")
-    parser.add_argument("--repeats", type=_positive, default=1, metavar="N",
+    parser.add_argument("--repeats", type=positive_int, default=1, metavar="N",
                         help="run the contenders N rounds, interleaved, and report each figure's median (default 1)")
     parser.add_argument("--same-xla-flags", action="store_true",
                         help=f"give the Flax baselines and the ceiling the XLA flags jaxinit sets for itself "
                              f"({XLA_FAST_COMPILE}); by default they run with JAX's defaults")
-    parser.add_argument("--torch-threads", type=_positive, default=None, metavar="N",
+    parser.add_argument("--torch-threads", type=positive_int, default=None, metavar="N",
                         help="torch.set_num_threads for the PyTorch baseline (default: torch's own)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per child process "
                         f"(default {DEFAULT_TIMEOUT_S:g})")

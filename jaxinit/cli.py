@@ -19,6 +19,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from jaxinit import bench
+from jaxinit.bench import positive_int
+
 EXIT_USAGE = 2
 
 
@@ -34,16 +37,6 @@ def _shape(text: str) -> tuple[int, ...]:
     if not dims or any(d < 0 for d in dims):
         raise argparse.ArgumentTypeError(f"--shape must be comma-separated ints >= 0 like 784,256; got {text!r}")
     return dims
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
 
 
 def _spec(text: str):
@@ -145,8 +138,6 @@ def cmd_plot(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from jaxinit import bench
-
     return bench.run_from_args(args)
 
 
@@ -182,7 +173,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk", type=int, default=None, help="override output.chunk (seeds per chunk)")
     s.add_argument("--no-plots", action="store_true", help="skip the figures")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--cpu-devices", type=_positive_int, default=None, metavar="N",
+    s.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
                    help="on the CPU, split the cores into N JAX devices that each run their own seeds "
                         "(default: one per usable core; 1: a single device; ignored when JAX_NUM_CPU_DEVICES "
                         "or XLA_FLAGS already set a count). Results do not depend on it.")
@@ -193,12 +184,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("bench", help="benchmark the sweep against plain Flax and PyTorch loops")
-    try:
-        from jaxinit import bench
-
-        bench.add_arguments(s)
-    except ImportError:  # pragma: no cover - bench is part of the package
-        pass
+    bench.add_arguments(s)
     s.set_defaults(func=cmd_bench)
     return p
 

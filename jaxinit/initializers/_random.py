@@ -162,10 +162,19 @@ def unit_factor(distribution: str, complex_: bool) -> float:
     return 1.0 / (COMPLEX_TRUNCATED_STD if complex_ else TRUNCATED_STD)
 
 
+def scaled_from_bits(distribution: str, bits, dtype, scale: float) -> jax.Array:
+    """``SAMPLERS[distribution](key, shape, dtype, scale)`` for a real ``dtype``, from
+    ``random_bits(key, shape, wide_dtype(dtype))``."""
+    wide = wide_dtype(dtype)
+    return raw_from_bits(distribution, bits, wide) * jnp.asarray(scale * unit_factor(distribution, False), wide)
+
+
 def _scaled(distribution: str):
     def sample(key, shape, dtype, scale: float) -> jax.Array:
         wide = wide_dtype(dtype)
-        factor = scale * unit_factor(distribution, is_complex(wide))
+        if not is_complex(wide):
+            return scaled_from_bits(distribution, random_bits(key, shape, wide), dtype, scale)
+        factor = scale * unit_factor(distribution, True)
         return raw_sample(distribution, key, shape, wide) * jnp.asarray(factor, real_dtype(wide))
     sample.__doc__ = f"{distribution} entries with mean 0 and E|x|^2 = scale^2, drawn in the wide dtype."
     return sample

@@ -11,13 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import jax.numpy as jnp
-
 from jaxinit._errors import check_choice, check_positive
-from jaxinit.initializers._base import BaseInitializer, as_axes, dtype_name, wide_dtype
+from jaxinit.initializers._base import BaseInitializer, as_axes, dtype_name
 from jaxinit.initializers._fans import FAN_MODES, check_fan_options, fan_denominator
 from jaxinit.initializers._gains import gain_squared
-from jaxinit.initializers._random import SAMPLERS, raw_from_bits, unit_factor
+from jaxinit.initializers._random import SAMPLERS, scaled_from_bits
 from jaxinit.initializers._registry import register
 
 
@@ -88,9 +86,7 @@ class VarianceScaling(BaseInitializer):
         return shape
 
     def _sample_from_bits(self, bits, shape, dtype):
-        wide = wide_dtype(dtype)
-        factor = math.sqrt(self.variance(shape)) * unit_factor(self.distribution, False)
-        return raw_from_bits(self.distribution, bits, wide) * jnp.asarray(factor, wide)
+        return scaled_from_bits(self.distribution, bits, dtype, math.sqrt(self.variance(shape)))
 
 
 def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",

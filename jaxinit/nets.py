@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._errors import check_choice, check_int
+from jaxinit._threefry import fold_in
 from jaxinit.activations import activation as resolve_activation
 from jaxinit.initializers import he_normal, zeros
 
@@ -97,7 +98,7 @@ def layer_keys(key: jax.Array, index: int | jax.Array) -> tuple[jax.Array, jax.A
       ...       == jax.random.key_data(jax.random.fold_in(k, 3))).all())
       True
     """
-    return jax.random.fold_in(key, index), jax.random.fold_in(jax.random.fold_in(key, BIAS_STREAM), index)
+    return fold_in(key, index), fold_in(fold_in(key, BIAS_STREAM), index)
 
 
 def _check_callable(arg: str, value: Any) -> None:

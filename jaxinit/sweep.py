@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import probes
+from jaxinit._threefry import fold_in
 from jaxinit.initializers import BaseInitializer, Normal, TruncatedNormal, Uniform, VarianceScaling
 from jaxinit.initializers._base import wide_dtype
 from jaxinit.initializers._random import random_bits, raw_from_bits, raw_sample, unit_factor
@@ -161,12 +162,12 @@ class Plan:
 
 def seed_key(base_seed: int, seed: jax.Array) -> jax.Array:
     """The key of network ``seed``: ``fold_in(key(base_seed), seed)``; layer l uses ``fold_in(., l)``."""
-    return jax.random.fold_in(jax.random.key(base_seed), seed)
+    return fold_in(jax.random.key(base_seed), seed)
 
 
 def data_key(base_seed: int, seed: jax.Array) -> jax.Array:
     """Inputs and targets of network ``seed``: a branch of the root key no layer key uses."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(base_seed), DATA_BRANCH), seed)
+    return fold_in(fold_in(jax.random.key(base_seed), DATA_BRANCH), seed)
 
 
 def layer_weights(plan: Plan, key: jax.Array, layer: int, init_index: int) -> jax.Array:
@@ -178,7 +179,7 @@ def layer_weights(plan: Plan, key: jax.Array, layer: int, init_index: int) -> ja
     groups, index, factor = plan.groups(layer)
     shape = plan.layer_shape(layer)
     dtype = np.dtype(plan.dtype)
-    raw = groups[index[init_index]].draw(jax.random.fold_in(key, layer), shape, dtype)
+    raw = groups[index[init_index]].draw(fold_in(key, layer), shape, dtype)
     wide = wide_dtype(dtype)
     return (raw * jnp.asarray(factor[init_index], wide)).astype(dtype)
 
@@ -207,7 +208,7 @@ def make_inputs(plan: Plan, key: jax.Array) -> jax.Array:
     if plan.input_kind == "pairs":
         x = probes.paired_inputs(key, plan.batch // 2, plan.in_dim, plan.correlation, plan.q0, wide)
         return jnp.swapaxes(x, 0, 1).reshape(plan.batch, plan.in_dim)
-    return jax.random.normal(key, (plan.batch, plan.in_dim), wide) * jnp.asarray(math.sqrt(plan.q0), wide)
+    return raw_sample("normal", key, (plan.batch, plan.in_dim), wide) * jnp.asarray(math.sqrt(plan.q0), wide)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +257,7 @@ class _Layers:
         plan = self.plan
         groups, index, f = self._entry(layer)
         shape = plan.layer_shape(layer if isinstance(layer, int) else 1)
-        lkey = jax.random.fold_in(self.key, layer)
+        lkey = fold_in(self.key, layer)
         r = rows.reshape(plan.n_init, self.n_grid, *rows.shape[1:])
         out = [None] * plan.n_init
         bits: dict[tuple[int, ...], jax.Array] = {}  # one bit stream per shape, shared by the groups
@@ -293,7 +294,7 @@ class _Layers:
         own = own.astype(self.wide)
         if not plan.grid_bias:
             return jnp.broadcast_to(own, (bias_std.shape[0], own.shape[0]))
-        noise = jax.random.normal(bkey, own.shape, self.wide)
+        noise = raw_sample("normal", bkey, own.shape, self.wide)
         return jnp.where(jnp.isnan(bias_std)[:, None], own[None, :], jnp.nan_to_num(bias_std)[:, None] * noise)
 
 
@@ -306,11 +307,11 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
     n_grid = weight_variance.shape[0]
     n_combo = plan.n_init * n_grid
     bias_std = jnp.tile(jnp.sqrt(bias_variance), plan.n_init).astype(wide)
-    x0 = make_inputs(plan, jax.random.fold_in(dkey, 0)).astype(wide)
+    x0 = make_inputs(plan, fold_in(dkey, 0)).astype(wide)
     batch = x0.shape[0]
     rows = [x0]
     if plan.jacobian:  # random tangents v ~ N(0, I), num_projections per input
-        v = jax.random.normal(jax.random.fold_in(dkey, 1), (plan.num_projections * batch, plan.in_dim), wide)
+        v = raw_sample("normal", fold_in(dkey, 1), (plan.num_projections * batch, plan.in_dim), wide)
         rows.append(v)
     if plan.spectrum:  # the identity: propagates the full Jacobian of the first input
         rows.append(jnp.eye(plan.in_dim, dtype=wide))
@@ -400,9 +401,9 @@ def _gram_norm(a: jax.Array, b: jax.Array) -> jax.Array:
 def readout_loss_grad(plan: Plan, y: jax.Array, dkey: jax.Array) -> jax.Array:
     """dL/dy for the stated loss. mse: mean over batch and outputs of (y - t)^2, t ~ N(0, 1);
     xent: mean over the batch of softmax cross-entropy with uniform random labels."""
-    tkey = jax.random.fold_in(dkey, 2)
+    tkey = fold_in(dkey, 2)
     if plan.loss == "mse":
-        target = jax.random.normal(tkey, y.shape[1:], y.dtype)
+        target = raw_sample("normal", tkey, y.shape[1:], y.dtype)
         return 2.0 * (y - target[None]) / (y.shape[1] * y.shape[2])
     labels = jax.random.randint(tkey, (y.shape[1],), 0, plan.out_dim)
     return (jax.nn.softmax(y, axis=-1) - jax.nn.one_hot(labels, plan.out_dim, dtype=y.dtype)[None]) / y.shape[1]

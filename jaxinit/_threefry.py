@@ -29,6 +29,7 @@ KEY_PARITY = 0x1BD11BDA
 _UINT = {8: jnp.uint8, 16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}
 
 
+@jax.jit  # traced once per shape: the sweep's program traces this body several times otherwise
 def threefry2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The Threefry-2x32 block function with 20 rounds: key words ``(k0, k1)``, counter words ``(x0, x1)``
     (uint32, broadcastable) -> the two uint32 output words.

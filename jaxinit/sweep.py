@@ -20,7 +20,10 @@ Structure of one compiled program (one per distinct (depth, width, activation)):
 
 The weights a combo sees are exactly ``init(fold_in(seed_key, l), shape)`` scaled by the grid's
 factor (bit for bit when no grid factor applies: see :func:`layer_weights`), so the sweep, the
-functional MLP in :mod:`jaxinit.nets` and a user's own call agree. Non-finite values are recorded
+functional MLP in :mod:`jaxinit.nets` and a user's own call agree. The engine never forms them:
+it computes ``f_k (rows @ Z)``, and an initializer that can apply its draw without forming it
+does so (:meth:`~jaxinit.initializers.BaseInitializer.apply_from_bits`; orthogonal applies its
+Householder reflectors), so products agree with the formed weights' up to rounding. Non-finite values are recorded
 (``first_nonfinite_layer``) and masked to NaN after that layer; they never raise. Underflow is
 recorded too (``first_underflow_layer``: the first layer whose q fell below the smallest normal
 number, zero included), without masking: a signal that vanished to 0 measures as 0.
@@ -79,6 +82,15 @@ class NoiseGroup:
         if self.kind == "own":
             return self.init.from_bits(bits, shape, wide_dtype(dtype))
         return raw_from_bits(self.kind.split(":", 1)[1], bits, wide_dtype(dtype))
+
+    def apply_from_bits(self, bits, rows, shape, dtype, transpose: bool) -> jax.Array:
+        """``rows @ Z`` (``rows @ Z.T``) for ``Z = from_bits(bits, shape, dtype)``, in the wide dtype;
+        an initializer applies its own draw the cheapest way it knows
+        (:meth:`~jaxinit.initializers.BaseInitializer.apply_from_bits`)."""
+        if self.kind == "own":
+            return self.init.apply_from_bits(bits, rows, shape, wide_dtype(dtype), transpose=transpose)
+        z = self.from_bits(bits, shape, dtype)
+        return jnp.matmul(rows, z.T if transpose else z, precision=HIGHEST)
 
 
 def noise_group(init: BaseInitializer, shape: Sequence[int], dtype) -> tuple[NoiseGroup, float]:
@@ -264,15 +276,16 @@ class _Layers:
         for g, group in enumerate(groups):
             members = [i for i in range(plan.n_init) if index[i] == g]
             bits_shape = group.bits_shape(shape, self.dtype)
+            rm = r[np.asarray(members)]
             if bits_shape is None:
-                z = group.draw(lkey, shape, self.dtype)
+                z = group.draw(lkey, shape, self.dtype).astype(self.wide)
+                y = jnp.einsum("mgbo,io->mgbi" if transpose else "mgbi,io->mgbo", rm, z, precision=HIGHEST)
             else:
                 if bits_shape not in bits:
                     bits[bits_shape] = random_bits(lkey, bits_shape, self.wide)
-                z = group.from_bits(bits[bits_shape], shape, self.dtype)
-            z = z.astype(self.wide)
-            spec = "mgbo,io->mgbi" if transpose else "mgbi,io->mgbo"
-            y = jnp.einsum(spec, r[np.asarray(members)], z, precision=HIGHEST)
+                flat = rm.reshape(-1, rm.shape[-1])
+                y = group.apply_from_bits(bits[bits_shape], flat, shape, self.dtype, transpose)
+                y = y.reshape(*rm.shape[:-1], y.shape[-1])
             for j, i in enumerate(members):
                 out[i] = y[j]
         y = jnp.stack(out).reshape(rows.shape[0], rows.shape[1], -1)

@@ -260,3 +260,54 @@ def test_call_time_shape_errors(key):
         jaxinit.delta_orthogonal()(key, (2, 2, 2, 2, 4, 4))
     with pytest.raises(ValueError, match=r"got shape=\(8,\)"):
         jaxinit.delta_orthogonal().variance((8,))
+
+
+# -- apply_from_bits: the product with the draw, from its Householder reflectors ----------------
+def _rows_and_bits(key, init, shape, transpose, n=7):
+    bits = jaxinit.initializers._random.random_bits(key, init.bits_shape(shape), jnp.float32)
+    rows = jax.random.normal(jax.random.fold_in(key, 1), (n, shape[1] if transpose else shape[0]))
+    return bits, rows
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (12, 5), (5, 12)], ids=["square", "tall", "wide"])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_apply_from_bits_is_the_product_with_the_drawn_matrix(shape, transpose, key):
+    init = jaxinit.orthogonal(1.7)
+    bits, rows = _rows_and_bits(key, init, shape, transpose)
+    w = np.asarray(init.from_bits(bits, shape, jnp.float32), np.float64)
+    expected = np.asarray(rows, np.float64) @ (w.T if transpose else w)
+    got = np.asarray(init.apply_from_bits(bits, rows, shape, jnp.float32, transpose=transpose))
+    assert got.shape == expected.shape and got.dtype == np.float32
+    # float32 rounding of a length-max(shape) product of O(1) terms, a few ulps per term.
+    tol = 4 * max(shape) * np.finfo(np.float32).eps * np.abs(rows).max() * 1.7
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tol)
+
+
+def test_apply_from_bits_under_vmap_is_the_single_call(key):
+    init, shape = jaxinit.orthogonal(), (16, 16)
+    pairs = [_rows_and_bits(jax.random.fold_in(key, s), init, shape, False) for s in range(3)]
+    bits, rows = (jnp.stack(x) for x in zip(*pairs, strict=True))
+    batched = jax.jit(jax.vmap(lambda b, r: init.apply_from_bits(b, r, shape, jnp.float32)))(bits, rows)
+    for s, (b, r) in enumerate(pairs):
+        np.testing.assert_allclose(np.asarray(batched[s]), np.asarray(init.apply_from_bits(b, r, shape, jnp.float32)),
+                                   rtol=0, atol=1e-6)
+
+
+def test_apply_from_bits_forms_the_matrix_where_it_cannot_factor(key):
+    # column_axis 0, a bfloat16 target and a plain initializer take the formed matrix: bit for bit.
+    for init, dtype in [(jaxinit.orthogonal(column_axis=0), jnp.float32), (jaxinit.orthogonal(), jnp.bfloat16),
+                        (jaxinit.he_normal(), jnp.float32)]:
+        bits, rows = _rows_and_bits(key, init, (6, 9), False)
+        rows = rows.astype(dtype)
+        w = init.from_bits(bits, (6, 9), dtype)
+        np.testing.assert_array_equal(np.asarray(init.apply_from_bits(bits, rows, (6, 9), dtype), np.float32),
+                                      np.asarray(jnp.matmul(rows, w, precision="highest"), np.float32))
+
+
+def test_apply_from_bits_rejects_bad_shapes(key):
+    init = jaxinit.orthogonal()
+    bits, rows = _rows_and_bits(key, init, (6, 9), False)
+    with pytest.raises(ValueError, match=r"needs a 2-D weight shape; got shape=\(2, 3, 9\)"):
+        init.apply_from_bits(bits, rows, (2, 3, 9))
+    with pytest.raises(ValueError, match=r"rows must have shape \(n, 9\) for shape=\(6, 9\), transpose=True; got \(7, 6\)"):
+        init.apply_from_bits(bits, rows, (6, 9), transpose=True)

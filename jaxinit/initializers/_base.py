@@ -138,6 +138,31 @@ class BaseInitializer:
         self._check_shape(shape)
         return self._sample_from_bits(bits, shape, dtype).astype(dtype)
 
+    def apply_from_bits(self, bits: jax.Array, rows: jax.Array, shape: Sequence[int], dtype: Any = None, *,
+                        transpose: bool = False) -> jax.Array:
+        r"""``rows @ W`` (``rows @ W.T`` with ``transpose``) for the 2-D draw ``W = from_bits(bits, shape,
+        dtype)``, computed the cheapest way the initializer knows, possibly without forming ``W``.
+
+        ``rows``: ``(n, shape[0])`` (``(n, shape[1])`` with ``transpose``), in ``dtype``. Equal to
+        the product with the formed matrix up to floating-point rounding (bit for bit for the
+        default, a ``precision="highest"`` matmul). :class:`~jaxinit.initializers.Orthogonal`
+        applies its Householder reflectors instead of forming :math:`Q` (LAPACK ``ormqr``).
+        """
+        shape = canonical_shape(shape, where=repr(self))
+        dtype = self.resolve_dtype(dtype)
+        if len(shape) != 2:
+            raise ValueError(f"apply_from_bits needs a 2-D weight shape; got shape={shape} ({self!r}).")
+        inner = shape[1] if transpose else shape[0]
+        if rows.ndim != 2 or rows.shape[1] != inner:
+            raise ValueError(f"rows must have shape (n, {inner}) for shape={shape}, transpose={transpose}; "
+                             f"got {tuple(rows.shape)} ({self!r}).")
+        self._check_shape(shape)
+        return self._apply_from_bits(bits, rows, shape, dtype, transpose)
+
+    def _apply_from_bits(self, bits, rows, shape, dtype, transpose):
+        w = self.from_bits(bits, shape, dtype)
+        return jnp.matmul(rows, w.T if transpose else w, precision=jax.lax.Precision.HIGHEST)
+
     def _bits_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
         return None
 

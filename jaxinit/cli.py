@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from jaxinit import bench
 from jaxinit.bench import positive_int
@@ -214,5 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The console entry point: :func:`main`, then exit without tearing down the XLA runtime.
+
+    Every result file is written, renamed and closed by then; interpreter finalization would only
+    join XLA's thread pools and free compiled programs, 0.15-0.2 s of a 5 s sweep on 2 cores.
+    An exception still ends the normal way, with its traceback.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from jaxinit import cli
@@ -71,3 +74,15 @@ def test_help_everywhere(argv, capsys):
         cli.main(argv)
     assert exit_info.value.code == 0
     assert "usage: jaxinit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, status, stream, text", [
+    (["theory", "relu"], 0, "stdout", "critical sigma_w^2"),
+    (["check", "he_nromal", "--shape", "4,4"], 2, "stderr", "Did you mean 'he_normal'"),
+])
+def test_the_console_entry_flushes_its_output_and_keeps_the_status(argv, status, stream, text):
+    # cli.run ends with os._exit: piped (block-buffered) output must still arrive whole.
+    code = f"import sys; sys.argv = ['jaxinit'] + {argv!r}; from jaxinit import cli; cli.run()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == status
+    assert text in getattr(proc, stream) and getattr(proc, stream).endswith("\n")

@@ -788,6 +788,11 @@ def random_numbers(work: Work, run: str, ceiling: dict[str, Any] | None = None) 
         groups = (ceiling or {}).get("noise_groups")
         if not groups:
             return None
+        # The forward scan draws each layer's bits one step ahead (one unused stream after the last
+        # layer); the gradient probes redraw the hidden layers in the reversed scan and the readout twice.
+        weights = per_layer * (work.depth + 1)
+        if work.gradients:
+            weights += per_layer * (work.depth - 1) + 2 * work.width * 10.0
         streams = (ceiling or {}).get("bit_streams")
         if streams is not None:
             # Charged at the uniform rate: the cheapest map of the bits, the closest to the bits' own cost.

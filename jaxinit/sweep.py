@@ -265,14 +265,27 @@ class _Layers:
     def _entry(self, layer):
         return self.table[layer if isinstance(layer, int) and layer in (0, self.plan.depth) else 1]
 
-    def _grouped(self, rows, layer, transpose: bool):
+    def bits(self, layer) -> dict[tuple[int, ...], jax.Array]:
+        """The random bits of ``layer``, one stream per bits shape, shared by the groups that map it.
+
+        The forward scan draws the next layer's bits one step ahead and carries them: a bits array
+        that two groups consume is then read from memory, where XLA would otherwise recompute the
+        hash inside each consumer's fused kernel.
+        """
+        groups, _, _ = self._entry(layer)
+        shape = self.plan.layer_shape(layer if isinstance(layer, int) else 1)
+        lkey = fold_in(self.key, layer)
+        shapes = dict.fromkeys(s for s in (g.bits_shape(shape, self.dtype) for g in groups) if s is not None)
+        return {s: random_bits(lkey, s, self.wide) for s in shapes}
+
+    def _grouped(self, rows, layer, transpose: bool, bits=None):
         plan = self.plan
         groups, index, f = self._entry(layer)
         shape = plan.layer_shape(layer if isinstance(layer, int) else 1)
         lkey = fold_in(self.key, layer)
         r = rows.reshape(plan.n_init, self.n_grid, *rows.shape[1:])
         out = [None] * plan.n_init
-        bits: dict[tuple[int, ...], jax.Array] = {}  # one bit stream per shape, shared by the groups
+        bits = self.bits(layer) if bits is None else bits
         for g, group in enumerate(groups):
             members = [i for i in range(plan.n_init) if index[i] == g]
             bits_shape = group.bits_shape(shape, self.dtype)
@@ -281,8 +294,6 @@ class _Layers:
                 z = group.draw(lkey, shape, self.dtype).astype(self.wide)
                 y = jnp.einsum("mgbo,io->mgbi" if transpose else "mgbi,io->mgbo", rm, z, precision=HIGHEST)
             else:
-                if bits_shape not in bits:
-                    bits[bits_shape] = random_bits(lkey, bits_shape, self.wide)
                 flat = rm.reshape(-1, rm.shape[-1])
                 y = group.apply_from_bits(bits[bits_shape], flat, shape, self.dtype, transpose)
                 y = y.reshape(*rm.shape[:-1], y.shape[-1])
@@ -291,9 +302,10 @@ class _Layers:
         y = jnp.stack(out).reshape(rows.shape[0], rows.shape[1], -1)
         return y * f[:, None, None]
 
-    def linear(self, rows, layer):
-        """f_k (rows_k @ Z_layer) for every combo k; rows: (combos, n, fan_in)."""
-        return self._grouped(rows, layer, transpose=False)
+    def linear(self, rows, layer, bits=None):
+        """f_k (rows_k @ Z_layer) for every combo k; rows: (combos, n, fan_in); ``bits``: the layer's
+        :meth:`bits` when already drawn."""
+        return self._grouped(rows, layer, transpose=False, bits=bits)
 
     def linear_t(self, rows, layer):
         """f_k (rows_k @ Z_layer^T): the transpose map, for backpropagation."""
@@ -331,7 +343,7 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
     rows0 = jnp.broadcast_to(jnp.concatenate(rows), (n_combo, sum(r.shape[0] for r in rows), plan.in_dim))
     n_tangent = rows0.shape[1] - batch
 
-    def layer_out(pre_rows, layer, dphi_prev):
+    def layer_out(pre_rows, layer, dphi_prev, bits):
         """Affine map of activations + linear map of tangents (tangents scaled by phi' first)."""
         if dphi_prev is not None and n_tangent:
             t = pre_rows[:, batch:]
@@ -342,7 +354,7 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
             else:
                 t = t * dphi_prev[:, :1]
             pre_rows = jnp.concatenate([pre_rows[:, :batch], t], axis=1)
-        y = layers.linear(pre_rows, layer)
+        y = layers.linear(pre_rows, layer, bits)
         h = y[:, :batch] + layers.bias(layer, bias_std)[:, None, :]
         return h, y[:, batch:]
 
@@ -367,22 +379,23 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         return post, dphi, stats, bad, bad_layer, under_layer
 
     def step(carry, layer):
-        x_prev, t_prev, d_prev, bad, bad_layer, under_layer = carry
-        h, t = layer_out(jnp.concatenate([x_prev, t_prev], axis=1), layer, d_prev)
+        x_prev, t_prev, d_prev, bad, bad_layer, under_layer, bits = carry
+        h, t = layer_out(jnp.concatenate([x_prev, t_prev], axis=1), layer, d_prev, bits)
         x, d, stats, bad, bad_layer, under_layer = measure(h, t, bad, bad_layer, under_layer, layer)
         keep = (x_prev, d) if plan.gradients else None
-        return (x, t, d, bad, bad_layer, under_layer), (stats, keep)
+        # The next hidden layer's bits, drawn one step ahead (after the last layer: unused).
+        return (x, t, d, bad, bad_layer, under_layer, layers.bits(layer + 1)), (stats, keep)
 
     # Layer 0 sees phi' = 1 (multiplying the tangents by 1.0 is exact). When its shape is the hidden
     # layers', it runs inside the scan: one copy of the layer in the program, not two.
     # (*_like keeps the seed axis' sharding type under shard_map, which the scan's carry must match.)
     carry = (rows0[:, :batch], rows0[:, batch:], jnp.ones_like(rows0[:, :batch]),
              jnp.zeros_like(rows0[:, 0, 0], bool), jnp.full_like(rows0[:, 0, 0], -1, jnp.int32),
-             jnp.full_like(rows0[:, 0, 0], -1, jnp.int32))
+             jnp.full_like(rows0[:, 0, 0], -1, jnp.int32), layers.bits(0))
     in_scan = plan.depth > 1 and plan.layer_shape(0) == plan.layer_shape(1)
     if not in_scan:
         carry, (s0, keep0) = step(carry, 0)
-    (x_last, t_last, _, bad, bad_layer, under_layer), (stats, kept) = jax.lax.scan(
+    (x_last, t_last, _, bad, bad_layer, under_layer, _), (stats, kept) = jax.lax.scan(
         step, carry, jnp.arange(0 if in_scan else 1, plan.depth))
     if in_scan:
         d1 = kept[1][0] if plan.gradients else None

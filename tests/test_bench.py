@@ -378,3 +378,17 @@ def test_run_from_args_growth_uses_fewer_seeds(monkeypatch, capsys):
     assert bench.run_from_args(_parse("--growth")) == 0
     assert seen["work"].seeds == bench.GROWTH_SEEDS and tuple(seen["depths"]) == bench.GROWTH_DEPTHS
     assert "jaxinit bench --growth" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("gradients", [False, True])
+def test_random_numbers_count_what_each_run_draws(gradients):
+    work = bench.Work(inits=("he_normal", "glorot_normal"), seeds=2, depth=5, width=16, batch=8, gradients=gradients)
+    ceiling = {"noise_groups": [{"kind": "raw:truncated_normal", "members": ["he_normal", "glorot_normal"]}],
+               "bit_streams": 1}
+    readout = 16 * 10
+    # jaxinit: one stream per seed and layer for both initializers, one look-ahead stream after the
+    # last layer, and with gradients the hidden layers redrawn backwards and the readout twice.
+    streams = 16 * 16 * 6 + ((16 * 16 * 4 + 2 * readout) if gradients else 0)
+    assert bench.random_numbers(work, "jaxinit", ceiling) == {"uniform": streams / 2, "normal": 8 * 16 / 2}
+    baseline = 16 * 16 * 5 + (readout if gradients else 0)
+    assert bench.random_numbers(work, "flax_loop", ceiling) == {"truncated_normal": baseline, "normal": 8 * 16}

@@ -78,6 +78,7 @@ def test_tiny_run_report_shape(tiny_report):
     assert report["runs"]["jaxinit"]["runner"] == "python"
     env = report["environment"]
     assert env["cpu_count"] >= 1 and env["openblas_num_threads"] and bench.XLA_WORKAROUND in env["xla_flags"]
+    assert env["jaxinit_bytecode"] is True  # the children import byte-compiled sources, as installed
     c = report["ceiling"]
     assert c["available"], c.get("reason")
     assert _positive(c["matmul_flops_per_s"]) and _positive(c["work_matmul_flops_per_s"])

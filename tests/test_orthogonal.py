@@ -311,3 +311,19 @@ def test_apply_from_bits_rejects_bad_shapes(key):
         init.apply_from_bits(bits, rows, (2, 3, 9))
     with pytest.raises(ValueError, match=r"rows must have shape \(n, 9\) for shape=\(6, 9\), transpose=True; got \(7, 6\)"):
         init.apply_from_bits(bits, rows, (6, 9), transpose=True)
+
+
+@pytest.mark.parametrize("shape, transpose", [((8, 8), False), ((12, 5), True), ((5, 12), False)])
+def test_apply_from_bits_is_differentiable_in_the_rows(shape, transpose, key):
+    init = jaxinit.orthogonal()
+    bits, rows = _rows_and_bits(key, init, shape, transpose, n=3)
+    w = init.from_bits(bits, shape, jnp.float32)
+    w = w.T if transpose else w
+    loss = lambda r: jnp.sum(init.apply_from_bits(bits, r, shape, transpose=transpose) ** 2)  # noqa: E731
+    expected = 2 * (rows @ w) @ w.T
+    tol = 8 * max(shape) * np.finfo(np.float32).eps * float(np.abs(expected).max())
+    np.testing.assert_allclose(np.asarray(jax.grad(loss)(rows)), np.asarray(expected), rtol=0, atol=tol)
+    batched = jax.jit(jax.vmap(jax.grad(loss)))(jnp.stack([rows, 2 * rows]))
+    np.testing.assert_allclose(np.asarray(batched[1]), 2 * np.asarray(expected), rtol=0, atol=2 * tol)
+    tangent = jax.jvp(lambda r: init.apply_from_bits(bits, r, shape, transpose=transpose), (rows,), (rows,))[1]
+    np.testing.assert_allclose(np.asarray(tangent), np.asarray(rows @ w), rtol=0, atol=tol)

@@ -97,6 +97,7 @@ def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpos
 
     Under ``jax.vmap`` the matrices run one at a time (``lax.map``): jaxlib 0.10's batched
     ``ormqr`` hung inside the sweep's sharded program on CPU, and GPUs prefer single-matrix QR.
+    Differentiable in ``rows`` (the derivative forms ``H``); ``z`` gets no gradient.
     """
     tall = n_rows >= n_cols
     k = min(n_rows, n_cols)
@@ -120,7 +121,19 @@ def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpos
                   for x, batched in zip((zz, cc), in_batched, strict=True))
         return jax.lax.map(lambda pair: apply(*pair), (zz, cc)), True
 
-    return apply(z, rows)
+    @jax.custom_jvp
+    def product(zz, cc):
+        return apply(zz, cc)
+
+    @product.defjvp
+    def _product_jvp(primals, tangents):
+        # Linear in the rows; the draw itself is not differentiated. geqrf and ormqr have no
+        # derivative rules, so the tangent multiplies by the formed matrix, which JAX can transpose.
+        zz, cc = primals
+        h = haar_factor(jax.lax.stop_gradient(zz), n_rows, n_cols)
+        return apply(zz, cc), jnp.matmul(tangents[1], h.T if transpose else h, precision=jax.lax.Precision.HIGHEST)
+
+    return product(z, rows)
 
 
 def haar_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype) -> jax.Array:

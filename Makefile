@@ -28,7 +28,8 @@ sweep: $(STAMP) bytecode
 lint: $(STAMP)
 	$(BIN)/ruff check jaxinit tests experiments
 
-bench: $(STAMP) bytecode
+# jaxinit bench byte-compiles the package itself (jaxinit.bench.byte_compile_package).
+bench: $(STAMP)
 	$(BIN)/jaxinit bench
 
 clean:

@@ -26,7 +26,6 @@ import numpy as np
 # Rotation constants of Threefry-2x32, alternating every four rounds, and the key-schedule parity.
 ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 KEY_PARITY = 0x1BD11BDA
-_UINT = {8: jnp.uint8, 16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}
 
 
 @jax.jit  # traced once per shape: the sweep's program traces this body several times otherwise
@@ -79,7 +78,7 @@ def bits(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     dtype = np.dtype(dtype)
     width = dtype.itemsize * 8
     if (np.shape(key) not in ((), (2,)) or not _is_default_threefry(jnp.asarray(key))
-            or math.prod(shape) >= 2**32 or dtype.kind != "u" or width not in _UINT):
+            or math.prod(shape) >= 2**32 or dtype.kind != "u" or width not in (8, 16, 32, 64)):
         return jax.random.bits(key, shape, dtype)
     k0, k1 = _key_words(key)
     if not shape:
@@ -90,7 +89,7 @@ def bits(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     if width == 64:
         return jax.lax.shift_left(y0.astype(jnp.uint64), jnp.uint64(32)) | y1.astype(jnp.uint64)
     out = y0 ^ y1
-    return out if width == 32 else out.astype(_UINT[width])
+    return out if width == 32 else out.astype(dtype)
 
 
 def fold_in(key: jax.Array, data) -> jax.Array:

@@ -792,9 +792,8 @@ def random_numbers(work: Work, run: str, ceiling: dict[str, Any] | None = None) 
     engine's groups are unknown (no ceiling).
     """
     per_layer = float(work.width) ** 2
-    weights = per_layer * work.depth
-    if work.gradients:
-        weights += work.width * 10.0  # the readout layer
+    readout = work.width * 10.0 if work.gradients else 0.0
+    weights = per_layer * work.depth + readout
     inputs = float(work.batch * work.width)
     counts: dict[str, float] = {}
     if run == "jaxinit":
@@ -803,9 +802,7 @@ def random_numbers(work: Work, run: str, ceiling: dict[str, Any] | None = None) 
             return None
         # The forward scan draws each layer's bits one step ahead (one unused stream after the last
         # layer); the gradient probes redraw the hidden layers in the reversed scan and the readout twice.
-        weights = per_layer * (work.depth + 1)
-        if work.gradients:
-            weights += per_layer * (work.depth - 1) + 2 * work.width * 10.0
+        weights = per_layer * (work.depth + 1) + (per_layer * (work.depth - 1) + 2 * readout if work.gradients else 0.0)
         streams = (ceiling or {}).get("bit_streams")
         if streams is not None:
             # Charged at the uniform rate: the cheapest map of the bits, the closest to the bits' own cost.

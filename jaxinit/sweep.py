@@ -166,6 +166,17 @@ class Plan:
             factor.append(f)
         return tuple(groups), np.asarray(index), np.asarray(factor, np.float64)
 
+    def bit_streams(self, layer: int) -> dict[tuple[int, ...], list[int]]:
+        """The random-bits streams of ``layer``: each bits shape and the groups (indices into
+        :meth:`groups`) that map it. A group absent from every list draws its own noise."""
+        shape = self.layer_shape(layer)
+        streams: dict[tuple[int, ...], list[int]] = {}
+        for g, group in enumerate(self.groups(layer)[0]):
+            bits_shape = group.bits_shape(shape, np.dtype(self.dtype))
+            if bits_shape is not None:
+                streams.setdefault(bits_shape, []).append(g)
+        return streams
+
     def second_moment(self, layer: int) -> np.ndarray:
         """E[W^2] per initializer at ``layer`` (what a weight_variance grid point rescales)."""
         shape = self.layer_shape(layer)
@@ -249,9 +260,10 @@ class _Layers:
         self.dtype = np.dtype(plan.dtype)
         self.wide = wide_dtype(self.dtype)
         # Layers 1..depth-1 share shape, groups and factors; 0 and the readout (depth) have their own.
-        self.table = {}
+        self.table, self.streams = {}, {}
         for layer in {0, min(1, plan.depth), plan.depth}:
             groups, index, factor = plan.groups(layer)
+            self.streams[layer] = plan.bit_streams(layer)
             fan_in = plan.layer_shape(layer)[0]
             m2 = plan.second_moment(layer)
             # A grid weight_variance sets sigma_w^2 = fan_in * E[W^2]; an initializer with E[W^2] = 0
@@ -262,8 +274,12 @@ class _Layers:
             f = (jnp.asarray(factor)[:, None] * rescale).reshape(-1).astype(self.wide)
             self.table[layer] = (groups, index, f)
 
+    def _static(self, layer) -> int:
+        """The layer whose shape, groups and factors ``layer`` has (a traced index: a hidden layer)."""
+        return layer if isinstance(layer, int) and layer in (0, self.plan.depth) else 1
+
     def _entry(self, layer):
-        return self.table[layer if isinstance(layer, int) and layer in (0, self.plan.depth) else 1]
+        return self.table[self._static(layer)]
 
     def bits(self, layer) -> dict[tuple[int, ...], jax.Array]:
         """The random bits of ``layer``, one stream per bits shape, shared by the groups that map it.
@@ -272,26 +288,23 @@ class _Layers:
         that two groups consume is then read from memory, where XLA would otherwise recompute the
         hash inside each consumer's fused kernel.
         """
-        groups, _, _ = self._entry(layer)
-        shape = self.plan.layer_shape(layer if isinstance(layer, int) else 1)
         lkey = fold_in(self.key, layer)
-        shapes = dict.fromkeys(s for s in (g.bits_shape(shape, self.dtype) for g in groups) if s is not None)
-        return {s: random_bits(lkey, s, self.wide) for s in shapes}
+        return {s: random_bits(lkey, s, self.wide) for s in self.streams[self._static(layer)]}
 
     def _grouped(self, rows, layer, transpose: bool, bits=None):
         plan = self.plan
         groups, index, f = self._entry(layer)
-        shape = plan.layer_shape(layer if isinstance(layer, int) else 1)
-        lkey = fold_in(self.key, layer)
+        shape = plan.layer_shape(self._static(layer))
+        stream_of = {g: s for s, members in self.streams[self._static(layer)].items() for g in members}
         r = rows.reshape(plan.n_init, self.n_grid, *rows.shape[1:])
         out = [None] * plan.n_init
         bits = self.bits(layer) if bits is None else bits
         for g, group in enumerate(groups):
             members = [i for i in range(plan.n_init) if index[i] == g]
-            bits_shape = group.bits_shape(shape, self.dtype)
+            bits_shape = stream_of.get(g)
             rm = r[np.asarray(members)]
             if bits_shape is None:
-                z = group.draw(lkey, shape, self.dtype).astype(self.wide)
+                z = group.draw(fold_in(self.key, layer), shape, self.dtype).astype(self.wide)
                 y = jnp.einsum("mgbo,io->mgbi" if transpose else "mgbi,io->mgbo", rm, z, precision=HIGHEST)
             else:
                 flat = rm.reshape(-1, rm.shape[-1])
@@ -315,7 +328,7 @@ class _Layers:
         """Per-combo bias: the bias initializer's, or N(0, sigma_b^2) where the grid sets sigma_b^2."""
         plan = self.plan
         bkey = layer_keys(self.key, layer)[1]  # the functional MLP's bias key (jaxinit.nets)
-        own = plan.bias_init(bkey, (plan.layer_shape(layer if isinstance(layer, int) else 1)[1],), self.dtype)
+        own = plan.bias_init(bkey, (plan.layer_shape(self._static(layer))[1],), self.dtype)
         own = own.astype(self.wide)
         if not plan.grid_bias:
             return jnp.broadcast_to(own, (bias_std.shape[0], own.shape[0]))
@@ -672,14 +685,9 @@ def _crn_note(plans: dict[str, Plan]) -> dict[str, dict[str, Any]]:
     for pid, plan in plans.items():
         layer = min(1, plan.depth)
         groups, index, _ = plan.groups(layer)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for g, group in enumerate(groups):
-            bits_shape = group.bits_shape(plan.layer_shape(layer), np.dtype(plan.dtype))
-            if bits_shape is not None:
-                by_shape.setdefault(bits_shape, []).append(g)
         note[pid] = {
             "groups": [[repr(plan.initializers[i]) for i in range(plan.n_init) if index[i] == g]
                        for g in range(len(groups))],
-            "shared_bits": list(by_shape.values()),
+            "shared_bits": list(plan.bit_streams(layer).values()),
         }
     return note

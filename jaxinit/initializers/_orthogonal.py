@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +59,26 @@ def _haar_from_gaussian(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     return q.T if n_rows < n_cols else q
 
 
+def _matrix_at_a_time(fn: Callable[..., jax.Array], chunk: int = 1) -> Callable[..., jax.Array]:
+    """``fn`` of matrices, which under ``jax.vmap`` runs as a ``lax.map`` over vmapped chunks of
+    ``chunk`` matrices (one at a time for 1), never as one batched LAPACK call (see the module notes)."""
+    @jax.custom_batching.custom_vmap
+    def mapped(*args):
+        return fn(*args)
+
+    @mapped.def_vmap
+    def _batch(axis_size, in_batched, *args):
+        if not any(in_batched):
+            return mapped(*args), False
+        args = tuple(a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
+                     for a, batched in zip(args, in_batched, strict=True))
+        if chunk >= axis_size:
+            return jax.vmap(fn)(*args), True
+        return jax.lax.map(lambda xs: mapped(*xs), args, batch_size=chunk if chunk > 1 else None), True
+
+    return mapped
+
+
 def haar_factor(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     """The Haar matrix of the Gaussian ``z`` (shape ``gaussian_shape(n_rows, n_cols)``).
 
@@ -65,22 +86,7 @@ def haar_factor(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     batched QR (see the module notes); each matrix is the one a single call gives.
     """
     chunk = max(1, _CHUNK_ELEMENTS // (n_rows * n_cols))
-    factor = lambda zz: _haar_from_gaussian(zz, n_rows, n_cols)  # noqa: E731
-
-    @jax.custom_batching.custom_vmap
-    def qr(zz):
-        return factor(zz)
-
-    @qr.def_vmap
-    def _qr_batch(axis_size, in_batched, zz):
-        (batched,) = in_batched
-        if not batched:
-            return qr(zz), False
-        if chunk >= axis_size:
-            return jax.vmap(factor)(zz), True
-        return jax.lax.map(factor, zz, batch_size=chunk if chunk > 1 else None), True
-
-    return qr(z)
+    return _matrix_at_a_time(lambda zz: _haar_from_gaussian(zz, n_rows, n_cols), chunk)(z)
 
 
 def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpose: bool = False) -> jax.Array:
@@ -111,15 +117,7 @@ def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpos
         padded = jnp.pad(cc * signs, ((0, 0), (0, a.shape[0] - k)))  # [C D, 0] Q^T
         return jax.lax.linalg.ormqr(a, taus, padded, left=False, transpose=True)
 
-    @jax.custom_batching.custom_vmap
-    def apply(zz, cc):
-        return one(zz, cc)
-
-    @apply.def_vmap
-    def _apply_batch(axis_size, in_batched, zz, cc):
-        zz, cc = (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
-                  for x, batched in zip((zz, cc), in_batched, strict=True))
-        return jax.lax.map(lambda pair: apply(*pair), (zz, cc)), True
+    apply = _matrix_at_a_time(one)
 
     @jax.custom_jvp
     def product(zz, cc):

@@ -13,9 +13,11 @@ Bad input (a config, a name, a shape) ends with one line on stderr and exit stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,22 @@ from jaxinit import bench
 from jaxinit.bench import positive_int
 
 EXIT_USAGE = 2
+# A reader that went away (`jaxinit list | head -1`): the status of a Unix tool killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
+
+DESCRIPTION = """\
+Weight initializers for JAX that state and check what they draw, and a laboratory for signal
+propagation: sweeps of seeds x initializers x (sigma_w^2, sigma_b^2) grids through deep networks,
+mean-field theory beside the measurements, figures of both.
+
+examples:
+  jaxinit list                                  every initializer in the catalog
+  jaxinit check he_normal --shape 784,256       draw once; compare with the target statistics
+  jaxinit theory tanh --bias-variance 0.05      q*, chi_1, depth scales, the edge of chaos
+  jaxinit sweep configs/quickstart.toml         run a sweep; results and figures in a folder
+  jaxinit plot results/quickstart               redraw the figures of a results folder
+
+Bad input (a config, a name, a shape) ends with one line on stderr and exit status 2."""
 
 
 class UsageError(Exception):
@@ -145,7 +163,7 @@ def cmd_bench(args) -> int:
 
 # -- parser ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxinit", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="jaxinit", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -221,11 +239,17 @@ def run() -> NoReturn:
 
     Every result file is written, renamed and closed by then; interpreter finalization would only
     join XLA's thread pools and free compiled programs, 0.15-0.2 s of a 5 s sweep on 2 cores.
-    An exception still ends the normal way, with its traceback.
+    An exception still ends the normal way, with its traceback; a reader that closed the pipe
+    (``jaxinit list | head -1``) ends the command quietly with :data:`EXIT_BROKEN_PIPE`, as a Unix
+    tool killed by SIGPIPE does (Python ignores SIGPIPE and raises ``BrokenPipeError`` instead).
     """
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = EXIT_BROKEN_PIPE
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)
 
 

@@ -86,3 +86,28 @@ def test_the_console_entry_flushes_its_output_and_keeps_the_status(argv, status,
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == status
     assert text in getattr(proc, stream) and getattr(proc, stream).endswith("\n")
+
+
+def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status():
+    # `jaxinit list | head -1`: the reader has gone before the first line is written.
+    import os
+    import signal
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    code = "import sys; sys.argv = ['jaxinit', 'list']; from jaxinit import cli; cli.run()"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE == 128 + signal.SIGPIPE
+
+
+def test_help_describes_the_tool_not_the_module(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "only module" not in out and "``" not in out
+    assert "initializers" in out and "jaxinit sweep configs/quickstart.toml" in out

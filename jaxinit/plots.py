@@ -46,14 +46,13 @@ import functools
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxinit.results import FIGURES_DIR, Results, load
+from jaxinit.results import FIGURES_DIR, Results, _atomic_write, load
 
 __all__ = [
     "DPI", "FIGURE_FILES", "MAX_CURVES", "correlation_figure", "critical_line", "dead_saturated_figure",
@@ -976,16 +975,9 @@ def phase_figures(results) -> dict[str, Any]:
 
 
 def _save(fig, path: Path) -> None:
-    """savefig through a temp file in the same folder, then os.replace (readers never see half a PNG)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """savefig through :func:`jaxinit.results._atomic_write` (readers never see half a PNG; the
+    file gets the umask's mode and survives a power loss once written)."""
+    _atomic_write(path, lambda f: fig.savefig(f, dpi=DPI, format="png"))
 
 
 _SINGLE: tuple[tuple[str, Callable[[Any], Any]], ...] = (

@@ -36,7 +36,9 @@ import math
 import os
 import platform
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -101,14 +103,33 @@ class ResultsError(ConfigError):
 # ---------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
+def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = True) -> None:
     """Write ``path`` through a temp file in the same folder, then ``os.replace`` it into place.
 
-    A reader sees the old file or the complete new one, never a part; a crash leaves at most a
-    hidden ``.<name>.*.tmp`` that nothing reads.
+    The one way this package writes a file (results and figures). A reader sees the old file or the
+    complete new one, never a part; a crash leaves at most a hidden ``.<name>.<random>.tmp`` that
+    nothing reads (:meth:`ResultsFolder.prepare` removes them). ``write(f)`` gets the open file
+    (bytes, or UTF-8 text without newline translation when ``binary`` is false).
+
+    The file gets the mode a plain ``open(path, "w")`` would give it: ``0o666`` less the process
+    umask for a new file (the temp file is created with that mode, so the kernel applies the umask),
+    the old file's mode when it replaces one. Its data is fsynced before the rename and the
+    containing folder after it, so a finished file survives a power loss (POSIX: a rename is durable
+    only once its directory is synced; where a directory cannot be opened, as on Windows, that
+    step is skipped).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8",
                                                                           "newline": ""})) as f:
             write(f)
@@ -119,6 +140,24 @@ def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool = True)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: str | os.PathLike) -> None:
+    """fsync a folder, so that the names created or renamed in it survive a power loss (POSIX).
+
+    A no-op where folders cannot be opened (Windows) or synced (some network file systems).
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -548,7 +587,9 @@ class ResultsFolder:
         payload[_SEEDS_KEY] = seeds
         payload[_DIMS_KEY] = np.asarray(json.dumps({n: list(s[0]) for n, s in schema.items()}))
         payload[_PROGRAM_KEY] = np.asarray(program_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(path.parent.parent)
         _atomic_write(path, lambda f: np.savez(f, **payload))
         self._chunk_seeds(program_id)[int(chunk_id)] = frozenset(seeds.tolist())
         self._schema[program_id] = schema

@@ -517,3 +517,69 @@ def test_device_description_and_versions():
     desc = res.device_description()
     assert desc["device_count"] >= 1 and desc["backend"] in ("cpu", "gpu", "tpu", "cuda", "rocm")
     assert res.package_versions()["jaxinit"] is not None
+
+
+# ----------------------------------------------------------------------------- file modes, durability
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and umask")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_results_files_get_the_mode_a_plain_write_gives(tmp_path, config, umask):
+    old = os.umask(umask)
+    try:
+        folder = ResultsFolder(tmp_path / "out")
+        folder.prepare(config)
+        run(folder, config)
+        folder.assemble()
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")                     # what open(path, "w") gives under this umask
+    finally:
+        os.umask(old)
+    expected = plain.stat().st_mode & 0o777
+    assert expected == 0o666 & ~umask
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"config.toml", "meta.json", "arrays.npz", "arrays.json", "summary.csv",
+                                         "chunk-000000.npz"}
+    assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in written} == {
+        p.relative_to(tmp_path).as_posix(): oct(expected) for p in written}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_rewriting_a_file_keeps_its_mode(tmp_path):
+    target = tmp_path / "meta.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    res._atomic_write(target, lambda f: f.write("{\"a\": 1}\n"), binary=False)
+    assert target.read_text() == "{\"a\": 1}\n" and target.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="directories cannot be fsynced on Windows")
+def test_the_folder_is_fsynced_after_each_rename(tmp_path, config, monkeypatch):
+    import stat
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file",
+                       os.path.realpath(f"/proc/self/fd/{fd}") if sys.platform == "linux" else None))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.realpath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    folder = ResultsFolder(tmp_path)
+    folder.prepare(config)
+    p0 = config.programs()[0]
+    events.clear()
+    path = folder.write_chunk(p0.id, 0, chunk(p0, [0, 1]), [0, 1])
+    kinds = [e[0] for e in events]
+    # data synced, renamed into place, then the folder holding the new name synced
+    i = kinds.index("replace")
+    assert "fsync-file" in kinds[:i] and "fsync-dir" in kinds[i + 1:]
+    assert events[i][1] == os.path.realpath(path)
+    if sys.platform == "linux":
+        assert ("fsync-dir", os.path.realpath(path.parent)) in events[i + 1:]

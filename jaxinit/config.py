@@ -392,17 +392,22 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepC
 
 
 def from_dict(data: Mapping[str, Any], source: str = "<dict>", overrides: Mapping[str, Any] | None = None,
-              *, text: str | None = None) -> SweepConfig:
+              *, text: str | None = None, check_process: bool = True) -> SweepConfig:
     """Validate plain data (as ``tomllib`` returns it) into a frozen :class:`SweepConfig`.
 
     ``source`` names the origin in error messages and gives the default output folder
     (``results/<stem>``). ``overrides`` as in :func:`load`.
+
+    ``check_process=False`` skips the checks of what *this process* could run (64-bit JAX for
+    ``network.dtype = "float64"``, scikit-learn for ``inputs.kind = "digits"``): for reading the
+    config of a finished results folder, which must not depend on the reader's JAX settings.
+    Everything about the config itself is still checked.
     """
     if not isinstance(data, Mapping):
         raise ConfigError(source, "", f"a config must be a table of sections; got {_type_name(data)}")
     data = copy.deepcopy(dict(data))
     overridden = _apply_overrides(data, overrides or {}, source)
-    return _Reader(source, overridden).config(data, text)
+    return _Reader(source, overridden, check_process).config(data, text)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -469,9 +474,10 @@ def _label(spec: Any) -> str:
 class _Reader:
     """Walks the raw data once; every check raises a path-qualified ConfigError."""
 
-    def __init__(self, source: str, overridden: set[str]):
+    def __init__(self, source: str, overridden: set[str], check_process: bool = True):
         self.source = source
         self.overridden = overridden
+        self.check_process = check_process
 
     def error(self, key: str, problem: str, value: Any = ConfigError.NO_VALUE) -> ConfigError:
         if any(key == o or key.startswith(o + ".") or key.startswith(o + "[") for o in self.overridden):
@@ -568,7 +574,7 @@ class _Reader:
                                 "an activation name or table")
         bias = self.initializer(t.get("bias", "zeros"), "network.bias")
         dtype = self.choice(t.get("dtype", "float32"), "network.dtype", DTYPES)
-        if dtype == "float64":
+        if dtype == "float64" and self.check_process:
             import jax
 
             if not jax.config.read("jax_enable_x64"):
@@ -631,7 +637,7 @@ class _Reader:
             if batch > DIGITS_SAMPLES:
                 raise self.error("inputs.batch", f'must be <= {DIGITS_SAMPLES} with kind = "digits" '
                                  f"(the dataset's size)", batch)
-            if importlib.util.find_spec("sklearn") is None:
+            if self.check_process and importlib.util.find_spec("sklearn") is None:
                 raise self.error("inputs.kind", "needs scikit-learn for the digits dataset: "
                                  "pip install 'jaxinit[data]'", kind)
         q0 = self.number(t.get("q0", 1.0), "inputs.q0", minimum=0.0, strict=True)

@@ -46,6 +46,7 @@ import functools
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -55,9 +56,9 @@ import numpy as np
 from jaxinit.results import FIGURES_DIR, Results, _atomic_write, load
 
 __all__ = [
-    "DPI", "FIGURE_FILES", "MAX_CURVES", "correlation_figure", "critical_line", "dead_saturated_figure",
-    "gradient_figure", "jacobian_msv_figure", "phase_figures", "phase_table", "seed_stats", "spectrum_figure",
-    "theory_overlay", "variance_figure", "write_all",
+    "DPI", "FIGURE_FILES", "MAX_CURVES", "FigureWarning", "correlation_figure", "critical_line",
+    "dead_saturated_figure", "gradient_figure", "jacobian_msv_figure", "phase_figures", "phase_table",
+    "seed_stats", "spectrum_figure", "theory_overlay", "variance_figure", "write_all",
 ]
 
 DPI = 110
@@ -73,6 +74,12 @@ FIGURE_FILES = {
     "phase": "phase_{program}.png",
 }
 _X_LABEL = r"layer $\ell$ (pre-activation $h^\ell$; layers)"
+
+
+class FigureWarning(UserWarning):
+    """A figure was drawn without something it would show (a theory curve, the critical line) or a
+    figure was not drawn; the message names the figure, the curves and the reason."""
+
 _BAND_ALPHA = 0.18
 
 
@@ -155,11 +162,11 @@ def _program_index(results: Results, program: str | int | None) -> int:
 
 
 def _config(results: Results):
-    """The sweep's SweepConfig, or None when it cannot be rebuilt here (e.g. a missing extra)."""
+    """``(SweepConfig, None)``, or ``(None, why)`` when the config cannot be rebuilt from ``meta.json``."""
     try:
-        return results.config
-    except (ValueError, TypeError, ImportError, KeyError):
-        return None
+        return results.config, None
+    except (ValueError, TypeError, ImportError, KeyError) as err:
+        return None, f"the sweep's config cannot be rebuilt from meta.json ({type(err).__name__}: {err})"
 
 
 def _theory_on(results: Results) -> bool:
@@ -362,9 +369,9 @@ def theory_overlay(results: Results | str | os.PathLike, program: str | int | No
         "reason": {}, "activation": None, "q0": None, "c0": None, "depth": depth,
     }
     wanted = [(i, g) for i in range(n_init) for g in range(n_grid)] if combos is None else list(combos)
-    config = _config(res)
+    config, problem = _config(res)
     if config is None:
-        out["reason"] = {c: "the sweep's config cannot be rebuilt here" for c in wanted}
+        out["reason"] = {c: problem for c in wanted}
         return out
     act = config.programs()[p].activation
     inputs = config.inputs
@@ -522,6 +529,22 @@ class _Context:
         self.theory_on = _theory_on(results)
         self._overlays: dict[int, dict[str, Any]] = {}
         self._underflow: dict[tuple[int, int, int], int | None] = {}
+        self._no_theory: dict[str, list[str]] = {}  # reason -> curves of the figure being drawn
+
+    def no_theory(self, p: int, curve: Curve, reason: str) -> None:
+        """Note that ``curve`` of program ``p`` gets no theory curve, and why (see :meth:`warn_no_theory`)."""
+        name = curve.label if len(self.results.programs) == 1 else f"{curve.label} ({self.results.programs[p]})"
+        names = self._no_theory.setdefault(reason, [])
+        if name not in names:
+            names.append(name)
+
+    def warn_no_theory(self, figure: str) -> None:
+        """One :class:`FigureWarning` per reason for the curves :meth:`no_theory` noted; then forget them."""
+        for reason, names in self._no_theory.items():
+            shown = ", ".join(repr(n) for n in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+            warnings.warn(f"{figure}: no mean-field theory drawn for {shown}: {reason}", FigureWarning,
+                          stacklevel=4)
+        self._no_theory.clear()
 
     def overlay(self, p: int) -> dict[str, Any] | None:
         if not self.theory_on:
@@ -648,6 +671,18 @@ def _curve_handles(curves: Sequence[Curve]) -> list:
     return [Line2D([], [], color=c.color, lw=2.2, label=c.label) for c in curves]
 
 
+def _no_value_reason(stat: str, overlay: dict[str, Any], curve: Curve) -> str:
+    """Why an available overlay has no finite value for ``stat`` at any layer."""
+    if stat == "correlation" and overlay["c0"] is None:
+        return "the inputs (digits) have no set pair correlation c_0 to start the correlation map from"
+    if stat == "jacobian_msv":
+        sw0, sw = (overlay[k][curve.init, curve.grid] for k in ("input_weight_variance", "weight_variance"))
+        if not math.isclose(sw0, sw, rel_tol=1e-12):
+            return (f"the first layer's sigma_w^2 ({sw0:.4g}) differs from the others' ({sw:.4g}); the Jacobian "
+                    "prediction assumes one sigma_w^2 for every layer")
+    return "the mean-field prediction is not finite at any layer (it diverges)"
+
+
 class _Panel(NamedTuple):
     stat: str
     ylabel: str
@@ -690,6 +725,10 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
                 ax.plot(x, shown, color=curve.color, lw=1.2, ls="--", alpha=0.9)
                 theory_vals.append(shown)
                 drew_theory = True
+            else:
+                ctx.no_theory(p, curve, _no_value_reason(panel.theory, overlay, curve))
+        elif overlay is not None:
+            ctx.no_theory(p, curve, overlay["reason"].get((curve.init, curve.grid), "no prediction"))
         fb = first_bad[curve.init, curve.grid] if first_bad is not None else None
         over = _overflow_layers(v, fb)
         if (over >= 0).any():
@@ -767,6 +806,7 @@ def _layer_figure(results, panels: Sequence[_Panel], title: str):
     _suptitle(fig, f"{title}\n{_input_text(res)}")
     handles = _curve_handles(ctx.curves) + _style_handles(_seeds_text(res), *flags)
     _legend(fig, handles, ctx.note)
+    ctx.warn_no_theory(FIGURE_FILES.get(panels[0].stat, panels[0].stat))
     return fig
 
 
@@ -918,16 +958,23 @@ def phase_figures(results) -> dict[str, Any]:
         quantities.append("q_ratio")
     if not quantities:
         return {}
-    config = _config(res)
+    config, problem = _config(res)
     labels = res.coords["initializer"]
     figures = {}
     for p, pid in enumerate(res.programs):
         tables = {qn: phase_table(res, p, qn)[2] for qn in quantities}
         line = None
-        if ctx.theory_on and config is not None:
+        figure_name = FIGURE_FILES["phase"].format(program=pid)
+        if ctx.theory_on and config is None:
+            warnings.warn(f"{figure_name}: no critical line drawn: {problem}", FigureWarning, stacklevel=2)
+        elif ctx.theory_on:
             act = config.programs()[p].activation
             # denser near the smallest bias variance, where the line bends fastest (tanh at 0)
             line = critical_line(act, bv[0] + (bv[-1] - bv[0]) * np.linspace(0.0, 1.0, 25) ** 2)
+            if not line[0].size:
+                warnings.warn(f"{figure_name}: no critical line drawn: the mean-field theory finds no "
+                              f"critical sigma_w^2 for {act} at any sigma_b^2 in [{bv[0]:g}, {bv[-1]:g}]",
+                              FigureWarning, stacklevel=2)
         fig, axes = _new_figure(len(labels), len(quantities), 2)
         for i, label in enumerate(labels):
             for k, qn in enumerate(quantities):

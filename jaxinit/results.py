@@ -720,7 +720,10 @@ def _chunk_schema(data) -> dict[str, tuple]:
 def _config_from_meta(meta: Mapping[str, Any], path: Path) -> SweepConfig:
     if "config" not in meta:
         raise ResultsError(path, f"{META_FILE} holds no config")
-    return from_dict(meta["config"], source=str(meta.get("config_source", path / CONFIG_FILE)))
+    # A finished folder reads the same in any process: its config was checked against the writer's
+    # settings (x64, extras) when the sweep ran.
+    return from_dict(meta["config"], source=str(meta.get("config_source", path / CONFIG_FILE)),
+                     check_process=False)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""Figures say what they show and what they leave out: a finished folder reads the same in any process,
+a missing theory curve is a warning with its reason, words in the figures match the probes, partial
+folders draw what exists, and every figure of every shipped config fits its canvas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from jaxinit import config as jconfig
+from jaxinit import plots, results, sweep
+
+
+def _run(tmp_path_factory, name: str, data: dict):
+    out = tmp_path_factory.mktemp(name)
+    data = {**data, "output": {"dir": str(out)}}
+    return sweep.run(jconfig.from_dict(data), out=str(out), progress=False)
+
+
+def _copy(folder, tmp_path, name="copy"):
+    target = tmp_path / name
+    shutil.copytree(folder, target)
+    shutil.rmtree(target / "figures", ignore_errors=True)
+    return target
+
+
+def _edit_meta(folder, edit) -> None:
+    meta_path = folder / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """ReLU, depth 4, width 16, He and a constant (non-zero-mean) initializer, 2 seeds."""
+    return _run(tmp_path_factory, "small", {
+        "network": {"depth": 4, "width": 16, "activation": "relu"},
+        "inputs": {"batch": 4, "kind": "gaussian"},
+        "sweep": {"seeds": 2, "initializers": ["he_normal"]},
+        "probes": {"forward": True, "gradients": True, "theory": True},
+    })
+
+
+# ----------------------------------------------------------------------------- reading in another process
+
+
+def test_a_float64_folder_reads_and_plots_in_a_process_without_x64(small, tmp_path):
+    # The folder a float64 sweep (run with JAX_ENABLE_X64=1) leaves: the same files, dtype float64.
+    folder = _copy(small.path, tmp_path)
+
+    def to_float64(meta):
+        meta["config"]["network"]["dtype"] = "float64"
+        meta["config_hash"] = jconfig.from_dict(meta["config"], check_process=False).config_hash()
+
+    _edit_meta(folder, to_float64)
+    assert not jax.config.read("jax_enable_x64")
+    loaded = results.load(folder)
+    assert loaded.config.network.dtype == "float64"
+    overlay = plots.theory_overlay(loaded)
+    assert overlay["available"].all() and np.allclose(overlay["q"][0, 0], 2.0, rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no figure may leave its theory out here
+        paths = plots.write_all(loaded)
+    assert {p.name for p in paths} >= {"q_vs_depth.png", "grad_norm_vs_depth.png"}
+    # Assembling it again (numpy only) works here too.
+    assert results.ResultsFolder(folder).assemble().config.network.dtype == "float64"
+
+
+def test_the_float64_check_still_guards_a_sweep():
+    data = {"network": {"depth": 2, "width": 4, "activation": "relu", "dtype": "float64"},
+            "sweep": {"initializers": ["he_normal"]}}
+    with pytest.raises(jconfig.ConfigError, match="needs 64-bit JAX"):
+        jconfig.from_dict(data)
+    assert jconfig.from_dict(data, check_process=False).network.dtype == "float64"
+
+
+def test_a_figure_without_its_theory_says_why(small, tmp_path):
+    folder = _copy(small.path, tmp_path)
+    # A config this process cannot rebuild (here: an initializer this version does not know).
+    _edit_meta(folder, lambda meta: meta["config"]["sweep"].update(initializers=["he_normal_from_the_future"]))
+    loaded = results.load(folder)
+    with pytest.warns(plots.FigureWarning) as caught:
+        plots.variance_figure(loaded)
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith("q_vs_depth.png: no mean-field theory drawn for 'he_normal': the sweep's config "
+                              "cannot be rebuilt from meta.json (ConfigError:")
+    assert "he_normal_from_the_future" in message
+
+
+def test_a_non_zero_mean_initializer_gets_no_theory_and_a_warning(tmp_path_factory):
+    res = _run(tmp_path_factory, "mean", {
+        "network": {"depth": 3, "width": 8, "activation": "tanh"},
+        "inputs": {"batch": 4},
+        "sweep": {"seeds": 2, "initializers": ["lecun_normal", {"name": "constant", "value": 0.1}]},
+        "probes": {"forward": True, "gradients": False, "theory": True},
+    })
+    with pytest.warns(plots.FigureWarning, match=r"q_vs_depth.png: no mean-field theory drawn for "
+                                                 r"'constant\(value=0.1\)': weights with a non-zero mean"):
+        plots.variance_figure(res)

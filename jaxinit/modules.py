@@ -47,33 +47,43 @@ def _features(features: Any, depth: Any) -> tuple[tuple[int, ...], bool]:
     return _hidden_widths(None, None, features)
 
 
-def _stacked_init(init_fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
-    """An initializer for a ``(n, *shape)`` stack: entry ``i`` is ``init_fn(fold_in(key, i), shape)``."""
-    def stacked(key, shape, dtype=None):
-        if shape[0] == 0:
+def _params_key(module: nn.Module) -> jax.Array:
+    """The key behind ``module``'s ``'params'`` rng, before Flax folds in any draw counter.
+
+    At the top (``MLP(...).init(key, x)`` or ``init({"params": key}, x)``) this is exactly the
+    ``key`` given. Inside another module it is the key Flax derives for the module's path (the
+    given key with the path's names folded in, ``flax.core.scope.LazyRng``), so sibling MLPs differ.
+    """
+    if not module.scope.has_rng("params"):
+        return module.make_rng("params")  # raises Flax's own error naming the missing rng
+    return module.scope.rngs["params"].as_jax_rng()
+
+
+def _layer_value(module: nn.Module, name: str) -> Callable[..., jax.Array]:
+    """Flax init function for ``name``: the layer's array as :func:`jaxinit.nets.init` draws it."""
+    def value(_flax_key, shape, dtype):
+        if module.has_variable("params", name):
+            # apply() with existing params: Flax only evaluates the shape; nothing is drawn.
             return jnp.zeros(shape, dtype)
-        return jax.vmap(lambda i: init_fn(jax.random.fold_in(key, i), shape[1:], dtype))(jnp.arange(shape[0]))
-    return stacked
+        return module.draw()[name]
+    return value
 
 
 class _LinenDense(nn.Module):
-    """Declares one layer's ``kernel`` and ``bias`` (stacked on a leading axis when ``stack``)."""
+    """Declares one layer's ``kernel`` and ``bias``; ``draw()`` returns their values from ``nets.init``.
 
-    features: int
-    kernel_init: Any
-    bias_init: Any
+    ``kernel_shape`` is ``(fan_in, fan_out)``, or ``(n, fan_in, fan_out)`` for a stack of ``n``.
+    """
+
+    kernel_shape: tuple[int, ...]
     param_dtype: Any
-    stack: int | None = None
+    draw: Callable[[], dict[str, jax.Array]]
 
     @nn.compact
-    def __call__(self, fan_in: int) -> dict[str, jax.Array]:
-        if self.stack is None:
-            return {"kernel": self.param("kernel", self.kernel_init, (fan_in, self.features), self.param_dtype),
-                    "bias": self.param("bias", self.bias_init, (self.features,), self.param_dtype)}
-        n = self.stack
-        return {"kernel": self.param("kernel", _stacked_init(self.kernel_init), (n, fan_in, self.features),
-                                     self.param_dtype),
-                "bias": self.param("bias", _stacked_init(self.bias_init), (n, self.features), self.param_dtype)}
+    def __call__(self) -> dict[str, jax.Array]:
+        bias_shape = (*self.kernel_shape[:-2], self.kernel_shape[-1])
+        return {name: self.param(name, _layer_value(self, name), shape, self.param_dtype)
+                for name, shape in (("kernel", self.kernel_shape), ("bias", bias_shape))}
 
 
 class MLP(nn.Module):
@@ -82,9 +92,14 @@ class MLP(nn.Module):
     Parameters have the functional layout: ``{"input", "hidden", "readout"}``, each with
     ``kernel`` and ``bias``. ``features=width, depth=n`` stacks the hidden layers (one
     ``lax.scan``); a sequence ``features=(w1, w2, ...)`` gives one submodule per hidden layer,
-    ``hidden_1, hidden_2, ...``. ``MLP.init`` draws with Flax's own key per parameter (any
-    initializer works); to run the exact weights of ``nets.init(key, ...)`` load them with
-    :func:`to_linen_params`.
+    ``hidden_1, hidden_2, ...``.
+
+    Same key, same weights: ``MLP(...).init(key, x)`` (or ``init({"params": key}, x)``) holds
+    exactly ``nets.init(key, ...)``, bit for bit: layer ``i``'s kernel is
+    ``kernel_init(fold_in(key, i), shape, dtype)`` of the key given, not of a key Flax derives
+    per parameter. An MLP inside another module draws ``nets.init`` of the key Flax derives for
+    its path (the given key with the path's names folded in), so sibling MLPs differ. Functional
+    params load with :func:`to_linen_params`.
 
     Attributes:
       features: hidden width (an int, with ``depth``) or per-layer hidden widths.
@@ -127,16 +142,34 @@ class MLP(nn.Module):
         x = jnp.asarray(x)
         if x.ndim == 0:
             raise ValueError(f"x must have a feature axis; got a scalar x={x!r}.")
-        dense = {"kernel_init": self.kernel_init, "bias_init": self.bias_init, "param_dtype": self.param_dtype}
-        params: dict[str, Any] = {"input": _LinenDense(widths[0], **dense, name="input")(x.shape[-1])}
+        in_dim, out = x.shape[-1], self.out_features
+        if out is not None:
+            out = check_int("out_features", out, minimum=1)
+        drawn: dict[str, Any] = {}
+
+        def draw() -> dict[str, Any]:
+            # nets.init of the key given to init (drawn once, when Flax first creates a parameter)
+            if not drawn:
+                key = _params_key(self)
+                if stacked:
+                    drawn.update(init(key, in_dim, widths[0], len(widths), out, self.kernel_init, self.bias_init,
+                                      self.param_dtype))
+                else:
+                    drawn.update(init(key, in_dim, None, None, out, self.kernel_init, self.bias_init,
+                                      self.param_dtype, widths=widths))
+            return drawn
+
+        def dense(name: str, shape: tuple[int, ...], layer: Callable[[dict[str, Any]], dict[str, jax.Array]]):
+            return _LinenDense(shape, self.param_dtype, lambda: layer(draw()), name=name)()
+
+        params: dict[str, Any] = {"input": dense("input", (in_dim, widths[0]), lambda p: p["input"])}
         if stacked:
-            params["hidden"] = _LinenDense(widths[0], **dense, stack=len(widths) - 1, name="hidden")(widths[0])
+            params["hidden"] = dense("hidden", (len(widths) - 1, widths[0], widths[0]), lambda p: p["hidden"])
         else:
-            params["hidden"] = [_LinenDense(widths[i], **dense, name=f"hidden_{i}")(widths[i - 1])
+            params["hidden"] = [dense(f"hidden_{i}", (widths[i - 1], widths[i]), lambda p, i=i: p["hidden"][i - 1])
                                 for i in range(1, len(widths))]
-        if self.out_features is not None:
-            out = check_int("out_features", self.out_features, minimum=1)
-            params["readout"] = _LinenDense(out, **dense, name="readout")(widths[-1])
+        if out is not None:
+            params["readout"] = dense("readout", (widths[-1], out), lambda p: p["readout"])
         return _forward(params, x, phi, self.output_activation, self.precision, self.dtype)
 
 
@@ -174,6 +207,23 @@ def from_linen_params(variables: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- flax.nnx ----------------------------------------------------------------------------------
+def _nnx_key(rngs: nnx.Rngs, depth: int) -> jax.Array:
+    """The network key of :class:`NnxMLP` from its ``params`` stream (nnx's ``default`` if none).
+
+    A fresh stream (count 0) gives its root key, the key the user gave (``Rngs(params=key)``, or
+    ``jax.random.key(seed)`` for ``Rngs(seed)``), and its count jumps to ``depth + 1``: nnx's
+    later draws ``fold_in(root, count)`` then never equal a layer key ``fold_in(root, i)``,
+    ``i = 0 .. depth`` (index ``depth`` is the readout). A stream that has drawn gives its next
+    draw, ``fold_in(root, count)``, as nnx's own layers would. Traceable (``nnx.jit``).
+    """
+    stream = rngs.params
+    root, count = stream.key[...], stream.count[...]
+    fresh = count == 0
+    key = jax.lax.select(fresh, root, jax.random.fold_in(root, count))
+    stream.count[...] = jnp.where(fresh, jnp.uint32(depth + 1), count + 1).astype(count.dtype)
+    return key
+
+
 class _NnxDense(nnx.Module):
     def __init__(self, layer: dict[str, jax.Array]):
         self.kernel = nnx.Param(layer["kernel"])
@@ -186,9 +236,12 @@ class _NnxDense(nnx.Module):
 class NnxMLP(nnx.Module):
     """The MLP as a flax.nnx Module; weights exactly those of :func:`init`, forward :func:`apply`'s.
 
-    ``rngs`` may be an ``nnx.Rngs`` (the weights are then ``init(rngs.params(), ...)``) or a key
-    (then exactly ``init(key, ...)``: same key, same network). The state has the functional
-    layout (``input``, ``hidden`` stacked or a list, ``readout``).
+    Same key, same weights: ``rngs`` may be a key (the weights are exactly ``init(key, ...)``) or
+    an ``nnx.Rngs``. From a fresh ``nnx.Rngs(seed)`` / ``nnx.Rngs(params=key)`` the weights are
+    exactly ``init(key, ...)`` of the root key given (``jax.random.key(seed)`` for a seed), and the
+    stream's count skips past the layer indices, so later draws from it never repeat a layer's
+    key; a stream that has already drawn gives ``init(rngs.params(), ...)``. The
+    state has the functional layout (``input``, ``hidden`` stacked or a list, ``readout``).
 
     Args:
       in_features: input width.
@@ -220,7 +273,7 @@ class NnxMLP(nnx.Module):
         if params is None:
             if rngs is None:
                 raise TypeError("NnxMLP needs rngs= (an nnx.Rngs or a PRNG key), or params= to hold.")
-            key = rngs.params() if isinstance(rngs, nnx.Rngs) else rngs
+            key = _nnx_key(rngs, len(widths)) if isinstance(rngs, nnx.Rngs) else rngs
             if stacked:
                 params = init(key, in_features, widths[0], len(widths), out_features, kernel_init, bias_init,
                               param_dtype)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -561,7 +562,42 @@ class _Reader:
         grid = self.grid(top["grid"]) if "grid" in top else None
         probes = self.probes(top.get("probes", {}))
         output = self.output(top.get("output", {}))
-        return SweepConfig(network, inputs, sweep, grid, probes, output, source=self.source, text=text)
+        config = SweepConfig(network, inputs, sweep, grid, probes, output, source=self.source, text=text)
+        if self.check_process:
+            self.draws(config)
+        return config
+
+    def draws(self, config: SweepConfig) -> None:
+        """Ask every initializer for what the engine will ask of it, on every shape, before anything runs.
+
+        Per program (:func:`jaxinit.sweep.plan_for`): the first layer's ``(in_dim, width)``, the
+        hidden ``(width, width)``, the readout ``(width, 10)`` weight matrices (each initializer, its
+        draw traced with ``jax.eval_shape`` and its target ``variance``/``mean``, which a grid's
+        weight_variance rescales), and the bias vectors ``(width,)`` and ``(10,)`` (the bias
+        initializer). A refusal becomes a ConfigError naming the key path, the shape and the layer.
+        """
+        from jaxinit import sweep as engine  # the engine imports this module: import it when used
+
+        dtype = config.network.dtype
+        wanted: dict[tuple[str, Any, tuple[int, ...], bool], str] = {}  # (key, init, shape, is_bias) -> where
+        for program in config.programs():
+            plan = engine.plan_for(config, program)
+            for layer in sorted({0, min(1, plan.depth), plan.depth}):
+                shape = tuple(plan.layer_shape(layer))
+                where = ("the readout layer (the gradient probes' loss)" if layer == plan.depth
+                         else "the first layer" if layer == 0 else "the hidden layers")
+                for i, entry in enumerate(config.sweep.initializers):
+                    wanted.setdefault((f"sweep.initializers[{i}]", entry.init, shape, False), where)
+                wanted.setdefault(("network.bias", config.network.bias.init, (shape[1],), True),
+                                  where if layer == plan.depth else "the layers before the readout")
+        entries = {f"sweep.initializers[{i}]": e for i, e in enumerate(config.sweep.initializers)}
+        entries["network.bias"] = config.network.bias
+        for (key, init, shape, is_bias), where in wanted.items():
+            problem = _draw_problem(init, shape, dtype, is_bias)
+            if problem is not None:
+                what = "bias vector" if is_bias else "weight matrix"
+                raise self.error(key, f"cannot draw the {what} of shape {shape} for {where}: {problem}",
+                                 entries[key].spec if entries[key].spec is not None else repr(init))
 
     def network(self, raw: Any) -> NetworkConfig:
         t = self.table(raw, "network", ("depth", "width", "activation", "bias", "dtype"),
@@ -613,6 +649,13 @@ class _Reader:
         else:
             raise self.error(key, f"must be an initializer name or a table {{name = ..., ...}}; got "
                              f"{_type_name(value)}", value)
+        missing = _missing_arguments(spec)
+        if missing:
+            name = spec if isinstance(spec, str) else spec["name"]
+            example = ", ".join(f"{m} = ..." for m in missing)
+            raise self.error(key, f"initializer {name!r} needs the argument{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(missing)}: write it as a table {{name = {json.dumps(name)}, {example}}}",
+                             value)
         try:
             init = get_initializer(spec)
         except (ValueError, TypeError) as err:
@@ -735,6 +778,45 @@ class _Reader:
         if budget is not None:
             budget = self.number(budget, "output.memory_budget_mb", minimum=0.0, strict=True)
         return OutputConfig(folder, chunk, budget)
+
+
+def _missing_arguments(spec: Any) -> list[str]:
+    """Required arguments of a registry entry that ``spec`` (a name or a table) does not give."""
+    import inspect
+
+    from jaxinit.initializers import _registry
+
+    name, given = (spec, {}) if isinstance(spec, str) else (spec.get("name"), spec)
+    factory = _registry._REGISTRY.get(name) if isinstance(name, str) else None
+    if factory is None:
+        return []
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty and p.name not in given
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _draw_problem(init: BaseInitializer, shape: tuple[int, ...], dtype: str, is_bias: bool) -> str | None:
+    """Why ``init`` cannot draw ``shape`` in ``dtype`` (traced with ``jax.eval_shape``, nothing drawn),
+    or None. Weights must also state their target variance and mean (the engine rescales by them)."""
+    import jax
+
+    try:
+        out = jax.eval_shape(lambda key: init(key, shape, dtype), jax.random.key(0))
+        if tuple(out.shape) != shape:
+            return f"{init!r} returned shape {tuple(out.shape)}"
+        if not is_bias:
+            float(init.variance(shape))
+            float(init.mean(shape))
+    except NotImplementedError:
+        return (f"{init!r} does not state the variance it targets for this shape, which the sweep needs "
+                "to rescale and compare initializers")
+    except (ValueError, TypeError) as err:
+        return str(err)
+    return None
 
 
 def _join(key: str, name: str) -> str:

@@ -111,3 +111,13 @@ def test_help_describes_the_tool_not_the_module(capsys):
     out = capsys.readouterr().out
     assert "only module" not in out and "``" not in out
     assert "initializers" in out and "jaxinit sweep configs/quickstart.toml" in out
+
+
+def test_an_initializer_that_cannot_draw_its_shape_is_a_config_error(tmp_path, capsys):
+    config = tmp_path / "bias.toml"
+    config.write_text('[network]\ndepth = 2\nwidth = 4\nactivation = "relu"\nbias = "he_normal"\n[sweep]\nseeds = 1\n'
+                      'initializers = ["he_normal"]\n[inputs]\nbatch = 2\n')
+    status, _, err = run(capsys, "sweep", str(config), "--out", str(tmp_path / "out"), "--quiet")
+    assert status == 2 and err.count("\n") == 1
+    assert 'network.bias = "he_normal": cannot draw the bias vector of shape (4,)' in err
+    assert not (tmp_path / "out").exists()

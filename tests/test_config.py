@@ -553,3 +553,62 @@ def test_long_values_are_cut_in_messages():
     err = check_error(with_value("network.depth", value), r"network\.depth\[0\] = \"x+\"")
     assert len(str(err)) < 200
     assert cfg.format_value(value).endswith("...")
+
+
+# ----------------------------------------------------------------------------- what the initializers are asked to draw
+
+
+@pytest.mark.parametrize("path, value, match", [
+    ("network.bias", "he_normal",
+     r'network.bias = "he_normal": cannot draw the bias vector of shape \(8,\) for the layers before the readout: '
+     r"fan-based initializers need a weight shape with at least 2 dims"),
+    ("network.bias", "torch_linear_bias",
+     r"network.bias = \"torch_linear_bias\": initializer 'torch_linear_bias' needs the argument fan_in: write it "
+     r'as a table \{name = "torch_linear_bias", fan_in = \.\.\.\}$'),
+    ("sweep.initializers", ["he_normal", {"name": "fan_in_uniform"}],
+     r"sweep.initializers\[1\] = \{name = \"fan_in_uniform\"\}: initializer 'fan_in_uniform' needs the argument "
+     r"fan_in"),
+])
+def test_initializers_are_checked_on_the_shapes_they_will_draw(path, value, match):
+    error = check_error(with_value(path, value), match)
+    assert "fan_in_uniform" not in str(error) or "fan_in_uniform" in str(value)  # never an alias not written
+
+
+def _dirac_refuses(key, shape) -> str | None:
+    try:
+        jaxinit.get("dirac")(key, shape)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize("inputs, shape, where", [
+    ({}, (16, 10), "the readout layer"),                             # (width, 10 outputs)
+    ({"kind": "digits", "batch": 8}, (64, 16), "the first layer"),   # (64 digit features, width)
+])
+def test_a_kernel_that_cannot_draw_a_layer_is_refused_at_validation(key, inputs, shape, where):
+    # dirac copies inputs to outputs and refuses a narrowing kernel (unless the catalog fills them).
+    data = with_value("sweep.initializers", ["he_normal", "dirac"])
+    data["network"]["width"] = 16
+    data["inputs"] = inputs
+    refusal = _dirac_refuses(key, shape)
+    if refusal is None:  # a catalog whose dirac fills narrowing kernels: the config is valid
+        assert from_dict(data).sweep.initializers[1].init == jaxinit.get("dirac")
+        return
+    error = check_error(data, rf'sweep.initializers\[1\] = "dirac": cannot draw the weight matrix of shape '
+                              rf"{re.escape(str(shape))} for {where}")
+    assert refusal in str(error)
+
+
+def test_initializer_tables_with_their_arguments_pass():
+    data = with_value("network.bias", {"name": "torch_linear_bias", "fan_in": 8})
+    assert from_dict(data).network.bias.init == jaxinit.get({"name": "torch_linear_bias", "fan_in": 8})
+
+
+def test_reading_a_finished_folders_config_does_not_trace_initializers(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cfg, "_draw_problem", lambda *a: calls.append(a))
+    from_dict(base(), check_process=False)
+    assert calls == []
+    from_dict(base())
+    assert {a[1] for a in calls} == {(8, 8), (8, 10), (8,), (10,)}

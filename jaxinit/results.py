@@ -9,7 +9,9 @@ Layout of a folder (``ResultsFolder(path)``)::
                      one file per finished chunk of seeds, written atomically (temp file + os.replace)
     arrays.npz       every probe, dims (program, initializer, grid_point, seed, *trailing)
     arrays.json      dim names per array, coordinate labels, per-program extents of padded dims
-    summary.csv      tidy: one row per program x initializer x grid point x layer x statistic
+    summary.csv      tidy: one row per program x initializer x grid point x layer x statistic:
+                     mean, std (population, ddof = 0), median, quantiles over the seeds with a
+                     finite value, n_seeds, n_finite (columns: SUMMARY_COLUMNS)
     figures/         PNGs (written by ``jaxinit.plots``, not here)
 
 A sweep is several compiled *programs* (one per distinct depth x width x activation; see
@@ -51,8 +53,8 @@ import numpy as np
 from jaxinit.config import ConfigError, SweepConfig, from_dict
 
 __all__ = [
-    "FORMAT", "SUMMARY_STATS", "Results", "ResultsError", "ResultsFolder", "device_description", "load",
-    "package_versions", "summarize",
+    "FORMAT", "SUMMARY_COLUMNS", "SUMMARY_STATS", "Results", "ResultsError", "ResultsFolder", "device_description",
+    "load", "package_versions", "summarize",
 ]
 
 FORMAT = "jaxinit-results/1"
@@ -68,6 +70,24 @@ _OWNED = (CONFIG_FILE, META_FILE, CHUNKS_DIR, ARRAYS_FILE, COORDS_FILE, SUMMARY_
 
 BASE_DIMS = ("initializer", "grid_point", "seed")
 SUMMARY_STATS = ("mean", "std", "median", "q05", "q25", "q75", "q95")
+# What each column of summary.csv means (also written to meta.json as "summary_columns").
+SUMMARY_COLUMNS = {
+    "program": "program id (depth x width x activation)",
+    "activation": "activation of the program", "depth": "depth of the program", "width": "width of the program",
+    "initializer": "initializer label", "grid_point": "index of the grid point (0 without a grid)",
+    "weight_variance": "grid sigma_w^2 (empty: the initializer's own)",
+    "bias_variance": "grid sigma_b^2 (empty: the bias initializer's own)",
+    "layer": "layer index j = 0 .. depth - 1 (pre-activation h^(j+1)); empty for per-network statistics",
+    "statistic": "array name in arrays.npz",
+    "mean": "mean over the seeds with a finite value",
+    "std": "population standard deviation over the seeds with a finite value (ddof = 0: divides by n_finite, "
+           "not n_finite - 1)",
+    "median": "median over the seeds with a finite value",
+    "q05": "5% quantile over the seeds with a finite value (numpy's linear rule)",
+    "q25": "25% quantile (likewise)", "q75": "75% quantile (likewise)", "q95": "95% quantile (likewise)",
+    "n_seeds": "seeds present (a partial assembly has fewer than sweep.seeds)",
+    "n_finite": "seeds present with a finite value (NaN, inf: overflow; left out of every statistic)",
+}
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _PROGRAM_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -704,6 +724,7 @@ class ResultsFolder:
             "status": "partial" if missing else "complete",
             "assembled": _now(),
             "arrays": {name: ["program", *BASE_DIMS, *d] for name, d in dims.items()},
+            "summary_columns": SUMMARY_COLUMNS,
         })
         return load(self.path)
 
@@ -844,7 +865,9 @@ def summarize(arrays: Mapping[str, np.ndarray], sidecar: Mapping[str, Any],
     One row per program x statistic x initializer x grid point x layer for arrays with dims
     ``(..., seed)`` or ``(..., seed, layer)``; other arrays (spectra) stay in ``arrays.npz`` only.
     Statistics are over seeds, finite values only; ``n_seeds`` counts the seeds present and
-    ``n_finite`` those with a finite value.
+    ``n_finite`` those with a finite value. ``std`` is the population standard deviation
+    (``ddof = 0``, dividing by ``n_finite``), as ``numpy.std``'s default; the columns are described
+    in :data:`SUMMARY_COLUMNS`.
     """
     coords = sidecar["coords"]
     params = list(coords["grid_params"])
@@ -921,6 +944,26 @@ class Results:
     meta: dict[str, Any]
     missing_seeds: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     _summary: list[dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        """A few lines: the folder, its programs, initializers, grid, seeds and arrays (names, shapes)."""
+        def listed(items: Sequence[str], limit: int = 4) -> str:
+            shown = ", ".join(items[:limit])
+            return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+        arrays = [f"{name}{list(value.shape)} {value.dtype}" for name, value in self.arrays.items()]
+        grid = self.coords.get("grid_params") or []
+        lines = [
+            f"Results({str(self.path)!r}, status {self.meta.get('status', '?')!r}",
+            f"  programs: {listed(self.programs)}",
+            f"  initializers: {listed([str(x) for x in self.coords.get('initializer', [])])}",
+            f"  grid: {len(self.coords.get('grid_point', []))} point(s)"
+            + (f" over {', '.join(grid)}" if grid else ""),
+            f"  seeds: {len(self.coords.get('seed', []))}"
+            + (f" ({sum(map(len, self.missing_seeds.values()))} missing)" if self.missing_seeds else ""),
+            f"  arrays (program, initializer, grid_point, seed, ...): {listed(arrays, 12)})",
+        ]
+        return "\n".join(lines)
 
     @property
     def programs(self) -> list[str]:

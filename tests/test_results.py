@@ -583,3 +583,37 @@ def test_the_folder_is_fsynced_after_each_rename(tmp_path, config, monkeypatch):
     assert events[i][1] == os.path.realpath(path)
     if sys.platform == "linux":
         assert ("fsync-dir", os.path.realpath(path.parent)) in events[i + 1:]
+
+
+# ----------------------------------------------------------------------------- what a reader sees
+
+
+def test_repr_of_results_is_a_short_summary(tmp_path):
+    config = make_config(**{"sweep.seeds": 64, "network.depth": [50, 100]})
+    folder = ResultsFolder(tmp_path)
+    folder.prepare(config)
+    for program in config.programs():
+        q = np.random.default_rng(0).random((2, 2, 64, program.depth))
+        folder.write_chunk(program.id, 0, {"q": q, "first_nonfinite_layer": np.full((2, 2, 64), -1)}, range(64))
+    text = repr(folder.assemble())
+    assert len(text) < 800 and text.count("\n") <= 6
+    assert text.startswith(f"Results({str(tmp_path)!r}, status 'complete'")
+    assert "depth50-width8-tanh, depth100-width8-tanh" in text and "he_normal, lecun_normal" in text
+    assert "seeds: 64" in text and "q[2, 2, 2, 64, 100] float64" in text
+
+
+def test_summary_columns_are_described_and_std_is_the_population_std(tmp_path, config):
+    folder = ResultsFolder(tmp_path)
+    folder.prepare(config)
+    run(folder, config)
+    results = folder.assemble()
+    with open(tmp_path / "summary.csv", newline="") as f:
+        header = next(csv.reader(f))
+    described = results.meta["summary_columns"]
+    assert set(header) <= set(described) and described == res.SUMMARY_COLUMNS
+    assert "ddof = 0" in described["std"]
+    row = next(r for r in results.summary if r["layer"] == 0 and r["initializer"] == "he_normal"
+               and r["grid_point"] == 0 and r["program"] == config.programs()[0].id)
+    seeds = results.get("q", 0)[0, 0, :, 0].astype(np.float64)
+    assert row["std"] == pytest.approx(np.std(seeds, ddof=0), rel=1e-6)
+    assert row["std"] != pytest.approx(np.std(seeds, ddof=1), rel=1e-3)

@@ -12,7 +12,8 @@ file                                   what it shows
                                        scale; mean-field prediction dashed
 ``grad_norm_vs_depth.png``             :math:`\|\partial L / \partial W_\ell\|_F` per layer, log scale
 ``correlation_vs_depth.png``           :math:`c_\ell` between paired inputs; theory dashed
-``dead_saturated_vs_depth.png``        fraction of dead and of saturated units per layer
+``dead_saturated_vs_depth.png``        fraction of dead units and of saturated (unit, input) entries
+                                       per layer (definitions of :mod:`jaxinit.probes`)
 ``jacobian_msv_vs_depth.png``          mean squared singular value of :math:`\partial h^\ell /
                                        \partial x`, log scale; theory dashed
 ``jacobian_spectrum.png``              histograms of the singular values of :math:`\partial h^L /
@@ -845,11 +846,32 @@ def correlation_figure(results):
 
 
 def dead_saturated_figure(results):
-    """Fraction of dead units (never active on the batch) and of saturated units per layer."""
+    r"""Fraction of dead units and fraction of saturated (unit, input) entries per layer.
+
+    The definitions are those of :mod:`jaxinit.probes` (thresholds ``DEAD_THRESHOLD``,
+    ``SATURATION_THRESHOLD``): a unit is dead when :math:`|\phi'(h)|` is below the dead threshold
+    on every input of the batch (a fraction of units); an entry is saturated when
+    :math:`|\phi'(h)|` is below the saturation threshold (a fraction of all (unit, input) entries,
+    :math:`P(|\phi'(h)| < 0.01)`). ReLU's inactive half (:math:`h \le 0`) counts as saturated, so a
+    ReLU layer shows about 50% saturated entries and (with a large batch) almost no dead units.
+    """
+    from jaxinit.probes import DEAD_THRESHOLD, SATURATION_THRESHOLD
+
+    dead, sat = _tex_number(DEAD_THRESHOLD), _tex_number(SATURATION_THRESHOLD)
     return _layer_figure(results, [
-        _Panel("dead_fraction", "dead units (fraction, 0–1)", False, None, (-0.03, 1.03)),
-        _Panel("saturated_fraction", "saturated units (fraction, 0–1)", False, None, (-0.03, 1.03)),
-    ], r"Dead units ($\phi'=0$ on every input) and saturated units ($|\phi'|<0.01$ on every input)")
+        _Panel("dead_fraction", "dead units (fraction of units)", False, None, (-0.03, 1.03)),
+        _Panel("saturated_fraction", "saturated entries\n(fraction of (unit, input) pairs)", False, None,
+               (-0.03, 1.03)),
+    ], rf"Dead units ($|\phi'|<{dead}$ on every input of the batch) and saturated entries ($|\phi'|<{sat}$, "
+       r"counted per (unit, input) pair; ReLU's inactive half counts: about 1/2)")
+
+
+def _tex_number(x: float) -> str:
+    """``1e-06`` -> ``10^{-6}``, ``0.01`` -> ``0.01`` (for a mathtext title)."""
+    exponent = math.floor(math.log10(x))
+    if x == 10.0 ** exponent and exponent < -2:
+        return f"10^{{{exponent}}}"
+    return f"{x:g}"
 
 
 def jacobian_msv_figure(results):

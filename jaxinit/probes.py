@@ -9,13 +9,15 @@ Forward (one ``lax.scan`` over the stacked hidden layers; :func:`layer_stats` is
 
 - ``q``: second moment of pre-activations, ``<(h^l)^2>`` (not centred; mean-field ``q_l``).
 - ``act_mean``, ``act_var``: mean and (population) variance of the activations ``x^l = phi(h^l)``.
-- ``dead_fraction``: fraction of units that are inactive for *every* input of the batch;
+- ``dead_fraction``: fraction of *units* that are inactive for *every* input of the batch;
   inactive means ``|phi'(h)| < dead_threshold`` (1e-6): ``h <= 0`` for ReLU, never for
   leaky ReLU or linear, deep in the flat tails for tanh/sigmoid.
-- ``saturated_fraction``: fraction of (unit, input) entries with ``|phi'(h)| < saturation_threshold``
-  (1e-2). Per entry rather than per unit, so it is the probability ``P(|phi'(h)| < 1e-2)`` that
-  mean-field theory predicts, independent of the batch size. Inactive entries count as saturated
-  (about half the entries of a ReLU layer).
+- ``saturated_fraction``: fraction of (unit, input) *entries* (not of units) with
+  ``|phi'(h)| < saturation_threshold`` (1e-2). Per entry rather than per unit, so it is the
+  probability ``P(|phi'(h)| < 1e-2)`` that mean-field theory predicts, independent of the batch
+  size. Inactive entries count as saturated (about half the entries of a ReLU layer, while almost
+  no ReLU unit is dead on a large batch). ``dead_saturated_vs_depth.png`` (:mod:`jaxinit.plots`)
+  states the same two definitions.
 - ``correlation``: for paired inputs ``(x_a, x_b)`` (see :func:`paired_inputs`), the mean over
   pairs of ``c_l = sum_i h_a,i h_b,i / sqrt(sum_i h_a,i^2 sum_i h_b,i^2)`` (mean-field ``c_l``,
   not centred); NaN when the inputs are not paired.
@@ -148,7 +150,8 @@ def layer_stats(h: jax.Array, phi: Callable[[jax.Array], jax.Array], *, paired: 
         ``h[0, n]`` and ``h[1, n]`` belong to the two inputs of pair ``n``.
       phi: the elementwise activation (a callable; resolve names with ``jaxinit.activations.activation``).
       paired: whether to measure the pair correlation (NaN otherwise).
-      dead_threshold, saturation_threshold: ``|phi'|`` below which an entry is inactive / saturated.
+      dead_threshold, saturation_threshold: ``|phi'|`` below which an entry is inactive / saturated
+        (a unit is dead when all its entries are inactive; ``saturated_fraction`` counts entries).
 
     Returns:
       ``(x, dphi, stats)``: ``x = phi(h)``, ``dphi = phi'(h)`` (for the next layer and the

@@ -38,10 +38,10 @@ def _edit_meta(folder, edit) -> None:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """ReLU, depth 4, width 16, He and a constant (non-zero-mean) initializer, 2 seeds."""
+    """ReLU, depth 4, width 32, He, 16 Gaussian inputs, 2 seeds."""
     return _run(tmp_path_factory, "small", {
-        "network": {"depth": 4, "width": 16, "activation": "relu"},
-        "inputs": {"batch": 4, "kind": "gaussian"},
+        "network": {"depth": 4, "width": 32, "activation": "relu"},
+        "inputs": {"batch": 16, "kind": "gaussian"},
         "sweep": {"seeds": 2, "initializers": ["he_normal"]},
         "probes": {"forward": True, "gradients": True, "theory": True},
     })
@@ -103,3 +103,34 @@ def test_a_non_zero_mean_initializer_gets_no_theory_and_a_warning(tmp_path_facto
     with pytest.warns(plots.FigureWarning, match=r"q_vs_depth.png: no mean-field theory drawn for "
                                                  r"'constant\(value=0.1\)': weights with a non-zero mean"):
         plots.variance_figure(res)
+
+
+# ----------------------------------------------------------------------------- words that match the numbers
+
+
+def _texts(fig) -> list[str]:
+    """Every text a reader sees: the title, axis labels, panel titles, legend entries."""
+    out = [fig._suptitle.get_text()] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+    for legend in fig.legends:
+        out += [t.get_text() for t in legend.get_texts()]
+    return [t for t in out if t]
+
+
+def test_dead_and_saturated_are_defined_as_the_probe_counts_them(small):
+    from jaxinit import probes
+
+    fig = plots.dead_saturated_figure(small)
+    text = " ".join(_texts(fig)).replace("\n", " ")
+    assert "dead units (fraction of units)" in text
+    assert "saturated entries (fraction of (unit, input) pairs)" in text
+    assert r"$|\phi'|<10^{-6}$ on every input of the batch" in text and probes.DEAD_THRESHOLD == 1e-6
+    assert r"$|\phi'|<0.01$, counted per (unit, input) pair" in text and probes.SATURATION_THRESHOLD == 0.01
+    # Under these words ReLU's numbers make sense: about half the entries of the first layer are
+    # inactive (h <= 0: saturated), while a unit is dead only if all 16 inputs hit h <= 0 (2^-16).
+    sat = small.get("saturated_fraction")[0, 0, :, 0]     # (seed,) at layer 1
+    dead = small.get("dead_fraction")[0, 0, :, 0]
+    n = 32 * 16                                           # entries per seed
+    assert np.all(np.abs(sat - 0.5) < 6 * np.sqrt(0.25 / n))
+    assert np.all(dead <= 2 / 32)                         # at most one dead unit in 32

@@ -36,7 +36,7 @@ spell the symbols out: ``weight_variance`` is :math:`\sigma_w^2`, ``bias_varianc
   form, which needs no :math:`\phi''` and so holds for ReLU).
 * ``xi_q``, ``xi_c`` -- depth scales :math:`\xi = -1/\log\chi` (Schoenholz et al. 2017);
   :math:`|q_l - q^*|` and :math:`|c_l - c^*|` shrink like :math:`e^{-l/\xi}`; ``inf`` when
-  :math:`\chi \ge 1`.
+  :math:`\chi \ge 1` (to within 1e-13, the quadrature's resolution).
 * ``jacobian_msv`` -- of :math:`J_l = \partial h^l / \partial x` (:math:`N_l \times n_0`), as
   :mod:`jaxinit.probes` measures it: :math:`\mathrm{tr}(J_l J_l^\top) / N_l = E_v\|J_l v\|^2 / N_l`
   for :math:`v \sim N(0, I_{n_0})` (the mean squared singular value when :math:`N_l \le n_0`)
@@ -83,13 +83,16 @@ from jaxinit.activations import activation as resolve_activation
 from jaxinit.initializers import normal, variance_scaling, zeros
 
 __all__ = [
-    "NetSpec", "Prediction", "c_map", "c_star", "chi1", "chi_c", "chi_q", "critical", "critical_init",
-    "depth_scales", "forward", "jacobian_msv", "phase", "predict", "q_map", "q_star",
+    "CRITICAL_TOL", "NetSpec", "NoEdgeOfChaos", "Prediction", "c_map", "c_star", "chi1", "chi_c", "chi_q",
+    "critical", "critical_init", "depth_scales", "forward", "jacobian_msv", "phase", "predict", "q_map", "q_star",
 ]
 
 Q_INF = 1e12  # quantities "at q* = inf" are evaluated here (their limit as q -> inf)
-_Q_TINY = 1e-24  # quantities "at q* = 0" are evaluated here (their limit as q -> 0+)
+_Q_TINY = 1e-40  # quantities "at q* = 0" are evaluated here (their limit as q -> 0+; sqrt(q) << eps)
 _Q_MAX = 1e12  # the length map is taken to diverge when no fixed point lies below this
+CRITICAL_TOL = 1e-9  # a critical point is returned only if |chi_1 - 1| <= this at its own q*
+_CRITICAL_GRID = 8  # points per decade of q on which the critical equation's roots are bracketed
+_ZERO_GAP = 1e-12  # |V(q) - q| <= this * q, with V(0) = 0: q* = 0 to working precision
 _SELU_SCALE = 1.0507009873554804934193349852946  # lambda of Klambauer et al. 2017 (= jax.nn.selu)
 _SELU_ALPHA = 1.6732632423543772848170429916717  # alpha of Klambauer et al. 2017 (= jax.nn.selu)
 
@@ -239,6 +242,10 @@ class _Elu(_Moments):
     def m2(self, q):
         # E[x^2; x > 0] = q/2; E[(e^x - 1)^2; x < 0] = A - 2B + 1/2 with
         # A = E[e^{2x}; x < 0] = erfcx(sqrt(2q))/2, B = E[e^x; x < 0] = erfcx(sqrt(q/2))/2.
+        # A - 2B + 1/2 ~ q/2 loses ~1e-16/q of its relative precision to cancellation: below
+        # q = 0.05 the quadrature (expm1 inside jax.nn.elu, accurate to ~1e-15 relative) is used.
+        if q < 0.05:
+            return super().m2(q)
         a = _erfcx(math.sqrt(2 * q)) / 2
         b = _erfcx(math.sqrt(q / 2)) / 2
         return self.scale2 * (q / 2 + self.alpha**2 * (a - 2 * b + 0.5))
@@ -382,9 +389,14 @@ def _q_star(m: _Moments, sw: float, sb: float, q0: float = 1.0) -> float:
             if hi > _Q_MAX:
                 return math.inf
     else:
+        # With V(0) = 0 (no bias, phi(0) = 0) q = 0 is a fixed point; once |V(q) - q| is below the
+        # quadrature's resolution (_ZERO_GAP q) no positive fixed point can be told from 0: q* = 0.
+        zero_fixed = sb == 0.0 and m.m2(0.0) == 0.0
         hi, ghi = q0, g0
         lo = q0 / 2
-        while (glo := gap(lo)) < 0:
+        while (glo := gap(lo)) < 0 or (zero_fixed and abs(glo) <= _ZERO_GAP * lo):
+            if zero_fixed and abs(glo) <= _ZERO_GAP * lo:
+                return 0.0
             hi, ghi = lo, glo
             lo /= 2
             if lo < 1e-30 * q0:
@@ -503,7 +515,7 @@ def c_map(activation: Any, weight_variance: float, bias_variance: float, c: floa
 
 
 def _c_star(m: _Moments, sw: float, sb: float, qs: float, chi: float) -> float:
-    if chi <= 1.0:
+    if chi <= 1.0 or qs == 0.0:  # q* = 0 is reached only where it is stable: chi_1 <= 1 up to rounding
         return 1.0
     q = _at(qs)
 
@@ -557,8 +569,11 @@ def chi_c(activation: Any, weight_variance: float, bias_variance: float) -> floa
     return _call_with_derivative("chi_c", compute, m)
 
 
+_XI_ONE = 1e-13  # chi within this of 1 (the quadrature's resolution) has an infinite depth scale
+
+
 def _xi(chi: float) -> float:
-    if chi >= 1.0:
+    if chi >= 1.0 - _XI_ONE:
         return math.inf
     if chi <= 0.0:
         return 0.0
@@ -595,19 +610,44 @@ def phase(activation: Any, weight_variance: float, bias_variance: float, *, tol:
 
 
 # -- the edge of chaos ---------------------------------------------------------------------------
-def critical(activation: Any, bias_variance: float) -> float:
-    r"""The weight variance on the edge of chaos: :math:`\sigma_w^2` with :math:`\chi_1 = 1`.
+class NoEdgeOfChaos(ValueError):
+    r"""No weight variance puts this activation on the edge of chaos at this bias variance.
 
-    Solved in :math:`q^*`: on the critical line :math:`\sigma_w^2 = 1 / E[\phi'(\sqrt{q^*} z)^2]`,
-    and the fixed-point equation becomes
-    :math:`F(q) = E[\phi(\sqrt q z)^2] / E[\phi'(\sqrt q z)^2] + \sigma_b^2 - q = 0`, a root in
-    :math:`q` alone (bracketed from :math:`q = \sigma_b^2/2`, where :math:`F > 0`, upward), so no
-    bracket on :math:`\sigma_w^2` is needed (for tanh it exceeds 4 once :math:`\sigma_b^2 > 1.64`).
-    Positively homogeneous activations (linear, ReLU, leaky ReLU: :math:`E[\phi'^2]` independent
-    of :math:`q`) give :math:`1 / E[\phi'^2]` for every :math:`\sigma_b^2` (with :math:`q^* = \infty`
-    when :math:`\sigma_b^2 > 0`). When :math:`F < 0` for all small :math:`q > 0` at
-    :math:`\sigma_b^2 = 0` (tanh, erf), the critical point sits at :math:`q^* = 0`:
-    :math:`\sigma_w^2 = 1/\phi'(0)^2`.
+    Raised by :func:`critical` (and :func:`critical_init`) with the reason: no fixed point
+    :math:`q^*` reached from :math:`q_0 = 1` has :math:`\chi_1 = 1` (for example :math:`q^*`
+    diverges before :math:`\chi_1` reaches 1, as for ReLU with :math:`\sigma_b^2 > 0`).
+    """
+
+
+def critical(activation: Any, bias_variance: float) -> float:
+    r"""The weight variance on the edge of chaos: :math:`\sigma_w^2` with :math:`\chi_1 = 1` at its own :math:`q^*`.
+
+    :math:`q^*` is the fixed point the length map reaches from :math:`q_0 = 1`, as in :func:`q_star`,
+    :func:`chi1` and :func:`phase`; the returned :math:`\sigma_w^2` satisfies
+    ``abs(chi1(activation, sw, bias_variance) - 1) <= CRITICAL_TOL`` (1e-9), checked before it is
+    returned, with :math:`q^*` finite.
+
+    Method: every fixed point :math:`q` of some :math:`\sigma_w^2` (for :math:`\sigma_b^2 > 0`, every
+    :math:`q > \sigma_b^2`) has :math:`\sigma_w^2 = (q - \sigma_b^2) / E[\phi(\sqrt q z)^2]` and there
+
+    .. math:: \chi_1 = 1 - F(q)\,\frac{E[\phi'^2]}{E[\phi^2]}, \qquad
+              F(q) = \frac{E[\phi(\sqrt q z)^2]}{E[\phi'(\sqrt q z)^2]} + \sigma_b^2 - q,
+
+    so the candidates are the roots of :math:`F` (bracketed on a grid of 8 points per decade of
+    :math:`q` up to :math:`10^{12}`, then solved to machine precision), each with
+    :math:`\sigma_w^2 = 1 / E[\phi'(\sqrt q z)^2]`; and, when :math:`\sigma_b^2 = 0` and
+    :math:`\phi(0) = 0`, the fixed point :math:`q = 0` with :math:`\sigma_w^2 = 1 / \lim_{q \to 0}
+    E[\phi'^2]` (tanh: 1, erf: :math:`\pi/4`, elu: 1, selu: :math:`2 / (\lambda^2 (1 + \alpha^2))`;
+    there :math:`q^* = 0` exactly and :math:`\xi_c = \infty`). A candidate is kept only if the length
+    map, started at :math:`q_0 = 1`, reaches it (an unstable fixed point, or one beyond another, is
+    not the network's :math:`q^*`); of several, the smallest :math:`\sigma_w^2`.
+
+    Positively homogeneous activations (linear, ReLU, leaky ReLU) have :math:`\chi_1 = \sigma_w^2
+    E[\phi'^2]` whatever :math:`q`: critical at :math:`1 / E[\phi'^2]` for :math:`\sigma_b^2 = 0`;
+    for :math:`\sigma_b^2 > 0`, :math:`q^*` diverges exactly there, so there is no edge of chaos
+    (Hayou, Doucet & Rousseau 2019: ReLU's edge of chaos is the single point (2, 0)). Softplus
+    (:math:`\chi_1 < 1` at every finite :math:`q^*`), GELU and SiLU at small :math:`\sigma_b^2`
+    (:math:`\chi_1` jumps across 1 where :math:`q^*` jumps) have none either.
 
     Args:
       activation: a name, ``{"name": ..., "param": ...}`` or an elementwise callable.
@@ -617,8 +657,13 @@ def critical(activation: Any, bias_variance: float) -> float:
       :math:`\sigma_w^2`, a Python float.
 
     Raises:
-      ValueError: a negative or non-finite ``bias_variance``; no critical point with
-        :math:`q^* \le 10^{12}`.
+      ValueError: a negative or non-finite ``bias_variance``.
+      NoEdgeOfChaos: (a ``ValueError``) no critical point at this ``bias_variance``; the message
+        says why.
+
+    References:
+      Schoenholz et al. 2017 (module docstring); Hayou, Doucet & Rousseau, "On the Impact of the
+      Activation Function on Deep Neural Networks Training", ICML 2019, arXiv:1902.06853.
 
     Example:
       >>> critical("relu", 0.0)
@@ -627,40 +672,79 @@ def critical(activation: Any, bias_variance: float) -> float:
       1.0
       >>> critical("tanh", 1.7) > 4
       True
+      >>> critical("relu", 0.1)
+      Traceback (most recent call last):
+      ...
+      jaxinit.theory.NoEdgeOfChaos: no weight_variance puts activation 'relu' on the edge of chaos at ...
     """
     sb = check_nonnegative("bias_variance", bias_variance, "sigma_b^2")
     m = _moments(activation)
     return _call_with_derivative("critical", lambda: _critical(m, sb), m)
 
 
-def _critical(m: _Moments, sb: float) -> float:
+def _homogeneous_d2(m: _Moments) -> float | None:
+    """E[phi'^2] when it does not depend on q (linear, relu, leaky relu, or a callable equal to one)."""
     if isinstance(m, _Leaky):
-        return 1.0 / m.k
+        return m.k
     d_small, d_one, d_big = m.d2(1e-4), m.d2(1.0), m.d2(1e4)
     if abs(d_small - d_one) <= 1e-10 * d_one and abs(d_big - d_one) <= 1e-10 * d_one:
-        return 1.0 / d_one  # homogeneous (a callable equal to relu, leaky relu or linear)
+        return d_one
+    return None
 
-    def f(q):
+
+def _critical(m: _Moments, sb: float) -> float:
+    head = f"no weight_variance puts activation {m.prepared.name} on the edge of chaos at bias_variance={sb!r}"
+    k = _homogeneous_d2(m)
+    if k is not None:
+        if sb > 0.0:
+            raise NoEdgeOfChaos(
+                f"{head}: the activation is positively homogeneous, so chi_1 = sigma_w^2 E[phi'^2] = "
+                f"{k:.6g} sigma_w^2 whatever q*, and at sigma_w^2 = {1 / k:.6g}, where chi_1 = 1, the length "
+                f"map is q -> q + bias_variance: q* diverges. Its only critical point is "
+                f"(sigma_w^2, sigma_b^2) = ({1 / k:.6g}, 0)."
+            )
+        candidates = [(1.0, 1.0 / k)]  # every q is fixed: q* = q0 = 1
+        notes = []
+    else:
+        candidates, notes = _critical_candidates(m, sb)
+    rejected = []
+    for q_c, sw in sorted(candidates, key=lambda c: c[1]):
+        if not (math.isfinite(sw) and sw > 0.0):
+            continue
+        qs = _q_star(m, sw, sb)
+        chi = sw * m.d2(_at(qs))
+        if math.isfinite(qs) and abs(chi - 1.0) <= CRITICAL_TOL:
+            return sw
+        rejected.append(f"chi_1 = 1 at the fixed point q = {q_c:.6g} of sigma_w^2 = {sw:.6g}, but from q0 = 1 "
+                        f"the length map reaches q* = {qs:.6g} there, where chi_1 = {chi:.6g}")
+    raise NoEdgeOfChaos(f"{head}: " + "; ".join(notes + rejected) + ".")
+
+
+def _critical_candidates(m: _Moments, sb: float) -> tuple[list[tuple[float, float]], list[str]]:
+    """(q, sigma_w^2) pairs where chi_1 = 1 at a fixed point q, and notes for the error message."""
+    candidates = []
+    if sb == 0.0 and m.m2(0.0) == 0.0:  # q = 0 is a fixed point of every sigma_w^2
+        d0 = m.d2(_Q_TINY)
+        if d0 > 0.0:
+            candidates.append((0.0, 1.0 / d0))
+
+    def f(q):  # chi_1 = 1 - F d2 / m2 at a fixed point q: F > 0 ordered, F < 0 chaotic
         return m.m2(q) / m.d2(q) + sb - q
 
-    if sb == 0.0:
-        lo = 1e-12
-        flo = f(lo)
-        if flo <= 0.0:  # the critical point sits at q* = 0
-            return 1.0 / m.d2(_Q_TINY)
-    else:
-        lo = sb / 2
-        flo = f(lo)
-    hi = max(2 * lo, 1.0)
-    while (fhi := f(hi)) > 0:
-        lo, flo = hi, fhi
-        hi *= 2
-        if hi > _Q_MAX:
-            raise ValueError(
-                f"no critical weight_variance for activation {m.prepared.name} at bias_variance="
-                f"{sb!r}: E[phi^2]/E[phi'^2] + bias_variance stays above q up to q = {_Q_MAX:g}."
-            )
-    return 1.0 / m.d2(_solve(f, lo, hi, flo, fhi))
+    lo = sb if sb > 0.0 else 1e-8
+    grid = np.geomspace(lo, _Q_MAX, int(round(_CRITICAL_GRID * math.log10(_Q_MAX / lo))) + 1)
+    values = [f(float(q)) for q in grid]
+    for a, b, fa, fb in zip(grid[:-1], grid[1:], values[:-1], values[1:], strict=True):
+        if fa == 0.0 or (fa > 0.0) != (fb > 0.0) and fb != 0.0:
+            q_c = _solve(f, float(a), float(b), fa, fb)
+            candidates.append((q_c, 1.0 / m.d2(q_c)))
+    notes = []
+    if all(v > 0.0 for v in values):
+        notes.append(f"chi_1 < 1 at every fixed point q in [{lo:g}, {_Q_MAX:g}] (E[phi^2]/E[phi'^2] + "
+                     f"bias_variance > q there): q* diverges before chi_1 reaches 1")
+    elif all(v < 0.0 for v in values):
+        notes.append(f"chi_1 > 1 at every fixed point q in [{lo:g}, {_Q_MAX:g}]")
+    return candidates, notes
 
 
 def critical_init(activation: Any, bias_variance: float, distribution: str = "normal"):

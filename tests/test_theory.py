@@ -132,7 +132,9 @@ def test_elu_selu_closed_length_moments_agree_with_quadrature(name):
 def test_leaky_relu_moments_and_critical_point():
     a = 0.2
     spec = {"name": "leaky_relu", "param": a}
-    assert theory.critical(spec, 0.5) == pytest.approx(2 / (1 + a * a), rel=1e-15)
+    assert theory.critical(spec, 0.0) == pytest.approx(2 / (1 + a * a), rel=1e-15)
+    with pytest.raises(theory.NoEdgeOfChaos, match=r"positively homogeneous.*q\* diverges"):
+        theory.critical(spec, 0.5)  # q -> q + 0.5 at sigma_w^2 = 2 / (1 + a^2): no finite q*
     assert theory.chi1(spec, 2 / (1 + a * a), 0.0) == pytest.approx(1.0, abs=1e-15)
     assert theory.q_map(spec, 1.0, 0.0, 3.0) == pytest.approx(3.0 * (1 + a * a) / 2, rel=1e-15)
 

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import probes
+from jaxinit._linalg import singular_values
 from jaxinit._threefry import fold_in
 from jaxinit.initializers import BaseInitializer, Normal, TruncatedNormal, Uniform, VarianceScaling
 from jaxinit.initializers._base import wide_dtype
@@ -259,6 +260,9 @@ class _Layers:
         self.n_grid = weight_variance.shape[0]
         self.dtype = np.dtype(plan.dtype)
         self.wide = wide_dtype(self.dtype)
+        # Low-precision dtypes (bfloat16, float16) form each combo's weights: rounding f_k Z to the
+        # dtype does not commute with the factor, so f_k (rows @ Z) would not be the network's product.
+        self.formed = self.dtype != self.wide
         # Layers 1..depth-1 share shape, groups and factors; 0 and the readout (depth) have their own.
         self.table, self.streams = {}, {}
         for layer in {0, min(1, plan.depth), plan.depth}:
@@ -269,9 +273,11 @@ class _Layers:
             # A grid weight_variance sets sigma_w^2 = fan_in * E[W^2]; an initializer with E[W^2] = 0
             # (zeros) cannot be rescaled and keeps its own weights.
             keep = jnp.isnan(weight_variance)[None, :] | (m2[:, None] == 0)
-            target = jnp.nan_to_num(weight_variance)[None, :] / (fan_in * np.where(m2 == 0, 1.0, m2))[:, None]
+            # (Constants in the wide dtype: under JAX_ENABLE_X64 a float32 sweep computes the same factors.)
+            denom = jnp.asarray((fan_in * np.where(m2 == 0, 1.0, m2))[:, None], self.wide)
+            target = jnp.nan_to_num(weight_variance)[None, :] / denom
             rescale = jnp.where(keep, 1.0, jnp.sqrt(target))
-            f = (jnp.asarray(factor)[:, None] * rescale).reshape(-1).astype(self.wide)
+            f = (jnp.asarray(factor, self.wide)[:, None] * rescale).reshape(-1).astype(self.wide)
             self.table[layer] = (groups, index, f)
 
     def _static(self, layer) -> int:
@@ -292,6 +298,8 @@ class _Layers:
         return {s: random_bits(lkey, s, self.wide) for s in self.streams[self._static(layer)]}
 
     def _grouped(self, rows, layer, transpose: bool, bits=None):
+        if self.formed:
+            return self._formed(rows, layer, transpose, bits)
         plan = self.plan
         groups, index, f = self._entry(layer)
         shape = plan.layer_shape(self._static(layer))
@@ -315,9 +323,32 @@ class _Layers:
         y = jnp.stack(out).reshape(rows.shape[0], rows.shape[1], -1)
         return y * f[:, None, None]
 
+    def _formed(self, rows, layer, transpose: bool, bits=None):
+        """``rows_k @ W_k`` with ``W_k = (f_k Z).astype(dtype)`` formed per combo, operands and result in
+        the (low-precision) dtype: the network's own product, ``W = init(key, shape, dtype)`` (drawn
+        wide, rounded once) times activations in the dtype, accumulated as XLA does on the device."""
+        plan = self.plan
+        groups, index, f = self._entry(layer)
+        static = self._static(layer)
+        shape = plan.layer_shape(static)
+        stream_of = {g: s for s, members in self.streams[static].items() for g in members}
+        bits = self.bits(layer) if bits is None else bits
+        z = []
+        for g, group in enumerate(groups):
+            if g in stream_of:
+                z.append(group.from_bits(bits[stream_of[g]], shape, self.dtype))
+            else:
+                z.append(group.draw(fold_in(self.key, layer), shape, self.dtype))
+        z = jnp.stack([a.astype(self.wide) for a in z])[np.asarray(index)]  # (n_init, fan_in, fan_out)
+        w = z[:, None] * f.reshape(plan.n_init, self.n_grid)[:, :, None, None]
+        w = w.astype(self.dtype).reshape(-1, *shape)
+        eq = "kbo,kio->kbi" if transpose else "kbi,kio->kbo"
+        return jnp.einsum(eq, rows.astype(self.dtype), w, precision=HIGHEST)
+
     def linear(self, rows, layer, bits=None):
         """f_k (rows_k @ Z_layer) for every combo k; rows: (combos, n, fan_in); ``bits``: the layer's
-        :meth:`bits` when already drawn."""
+        :meth:`bits` when already drawn. In a low-precision dtype the weights are formed and rounded
+        first (:meth:`_formed`)."""
         return self._grouped(rows, layer, transpose=False, bits=bits)
 
     def linear_t(self, rows, layer):
@@ -329,30 +360,32 @@ class _Layers:
         plan = self.plan
         bkey = layer_keys(self.key, layer)[1]  # the functional MLP's bias key (jaxinit.nets)
         own = plan.bias_init(bkey, (plan.layer_shape(self._static(layer))[1],), self.dtype)
-        own = own.astype(self.wide)
         if not plan.grid_bias:
             return jnp.broadcast_to(own, (bias_std.shape[0], own.shape[0]))
+        # N(0, sigma_b^2) drawn in the wide dtype and rounded once, as normal(sigma_b)(key, shape, dtype).
         noise = raw_sample("normal", bkey, own.shape, self.wide)
-        return jnp.where(jnp.isnan(bias_std)[:, None], own[None, :], jnp.nan_to_num(bias_std)[:, None] * noise)
+        b = jnp.where(jnp.isnan(bias_std)[:, None], own.astype(self.wide)[None, :],
+                      jnp.nan_to_num(bias_std)[:, None] * noise)
+        return b.astype(self.dtype)
 
 
 def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_variance) -> dict[str, jax.Array]:
     """All probes of one seed for every (initializer, grid point) combo; arrays (n_init, n_grid, ...)."""
     key, dkey = seed_key(base_seed, seed), data_key(base_seed, seed)
     layers = _Layers(plan, key, weight_variance)
-    wide = layers.wide
+    wide, dtype = layers.wide, layers.dtype
     phi = plan.activation
     n_grid = weight_variance.shape[0]
     n_combo = plan.n_init * n_grid
     bias_std = jnp.tile(jnp.sqrt(bias_variance), plan.n_init).astype(wide)
-    x0 = make_inputs(plan, fold_in(dkey, 0)).astype(wide)
+    x0 = make_inputs(plan, fold_in(dkey, 0)).astype(dtype)  # drawn wide, rounded once to the dtype
     batch = x0.shape[0]
     rows = [x0]
     if plan.jacobian:  # random tangents v ~ N(0, I), num_projections per input
         v = raw_sample("normal", fold_in(dkey, 1), (plan.num_projections * batch, plan.in_dim), wide)
-        rows.append(v)
+        rows.append(v.astype(dtype))
     if plan.spectrum:  # the identity: propagates the full Jacobian of the first input
-        rows.append(jnp.eye(plan.in_dim, dtype=wide))
+        rows.append(jnp.eye(plan.in_dim, dtype=dtype))
     rows0 = jnp.broadcast_to(jnp.concatenate(rows), (n_combo, sum(r.shape[0] for r in rows), plan.in_dim))
     n_tangent = rows0.shape[1] - batch
 
@@ -371,7 +404,8 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         h = y[:, :batch] + layers.bias(layer, bias_std)[:, None, :]
         return h, y[:, batch:]
 
-    tiny = float(jnp.finfo(wide).tiny)
+    # The network's dtype's own limits: q below its smallest normal is underflow (float16: 6.1e-5).
+    tiny = float(jnp.finfo(dtype).tiny)
 
     def measure(h, tangents, bad, bad_layer, under_layer, index):
         post, dphi, stats = forward_stats(h, phi)
@@ -386,7 +420,7 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         if not plan.forward:
             stats = {}
         if plan.jacobian:
-            tj = tangents[:, :plan.num_projections * batch]
+            tj = tangents[:, :plan.num_projections * batch].astype(wide)
             stats["jacobian_msv"] = jnp.mean(jnp.sum(tj * tj, -1), axis=1) / h.shape[-1]
         stats = {k: jnp.where(bad, jnp.nan, v) for k, v in stats.items()}
         return post, dphi, stats, bad, bad_layer, under_layer
@@ -409,7 +443,7 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
     if not in_scan:
         carry, (s0, keep0) = step(carry, 0)
     (x_last, t_last, _, bad, bad_layer, under_layer, _), (stats, kept) = jax.lax.scan(
-        step, carry, jnp.arange(0 if in_scan else 1, plan.depth))
+        step, carry, jnp.arange(0 if in_scan else 1, plan.depth, dtype=jnp.int32))
     if in_scan:
         d1 = kept[1][0] if plan.gradients else None
         kept = (kept[0][1:], kept[1][1:]) if plan.gradients else None
@@ -421,35 +455,79 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
     out["first_underflow_layer"] = under_layer
     if plan.spectrum:
         jac = t_last[:, n_tangent - plan.in_dim:]  # (combo, in_dim, width): d h^depth / d x of input 0
-        sv = jnp.linalg.svd(jnp.where(bad[:, None, None], 0.0, jac), compute_uv=False)
+        sv = singular_values(jnp.where(bad[:, None, None], 0.0, jac.astype(wide)))  # one matrix per LAPACK call
         out["spectrum"] = jnp.where(bad[:, None], jnp.nan, sv)
     if plan.gradients:
         gw, gh = _backward(plan, layers, dkey, x0, d1, kept, x_last, bias_std)
         out["grad_w_norm"] = jnp.where(bad[:, None], jnp.nan, gw)
         out["grad_h_norm"] = jnp.where(bad[:, None], jnp.nan, gh)
+        out["first_grad_underflow_layer"] = first_grad_underflow(out["grad_w_norm"], out["grad_h_norm"], tiny)
     return {k: v.reshape(plan.n_init, n_grid, *v.shape[1:]) for k, v in out.items()}
 
 
+def _max_abs(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per combo (axis 0): ``(m, s)``, ``m`` the largest ``|entry|`` and ``s`` a safe divisor (``m``
+    where it is positive and finite, else 1); shapes ``(k, 1, 1)``."""
+    m = jnp.max(jnp.abs(a), axis=(1, 2), keepdims=True)
+    return m, jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
+
+
 def _gram_norm(a: jax.Array, b: jax.Array) -> jax.Array:
-    """||a^T b||_F per combo via Gram matrices, sqrt(sum((a a^T) * (b b^T))): O(batch^2 width)."""
+    """``||a_k^T b_k||_F`` per combo ``k`` via Gram matrices, ``O(batch^2 width)``.
+
+    With ``a = s_a A`` and ``b = s_b B`` (``s`` the largest ``|entry|``, so ``A`` and ``B`` have
+    entries in ``[-1, 1]``): ``||a^T b||_F = s_a (s_b sqrt(sum((A A^T) * (B B^T))))``. Scaling before
+    squaring keeps the norm of any gradient whose entries are normal numbers non-zero (in float32 a
+    square underflows below ~1e-19) and finite when the squares would overflow. Reduced in the
+    probes' dtype (float32 for 16-bit dtypes) from the dtype's values.
+    """
+    dt = probes._stat_dtype(a.dtype)
+    a, b = a.astype(dt), b.astype(dt)
+    (ma, sa), (mb, sb) = _max_abs(a), _max_abs(b)
+    a, b = a / sa, b / sb
     ga = jnp.einsum("kbi,kci->kbc", a, a, precision=HIGHEST)
     gb = jnp.einsum("kbo,kco->kbc", b, b, precision=HIGHEST)
-    return jnp.sqrt(jnp.maximum(jnp.sum(ga * gb, axis=(1, 2)), 0.0))
+    unit = jnp.sqrt(jnp.maximum(jnp.sum(ga * gb, axis=(1, 2)), 0.0))
+    ma, sa, mb, sb = (v[:, 0, 0] for v in (ma, sa, mb, sb))
+    return jnp.where(jnp.isfinite(ma) & jnp.isfinite(mb), sa * (sb * unit), ma * mb)
+
+
+def first_grad_underflow(grad_w_norm: jax.Array, grad_h_norm: jax.Array, tiny: float) -> jax.Array:
+    """Per combo: the layer where the backward pass lost the gradient, or -1.
+
+    The backward pass runs from the readout toward the input, so this is the *largest* layer index
+    ``l`` (0-based, counted from the input like ``first_underflow_layer``) whose ``grad_w_norm[l]``
+    or ``grad_h_norm[l]`` is below ``tiny``, the smallest normal number of the network's dtype
+    (zero included; float32 1.2e-38, float16 6.1e-5, bfloat16 1.2e-38). A norm below it means
+    every entry of that gradient is subnormal or zero: layers ``0 .. l`` are (at least in part)
+    not measured to the dtype's precision. NaN norms (a non-finite forward pass) never count.
+    ``grad_*`` are ``(combos, depth)``; returns int32 ``(combos,)``.
+    """
+    under = (grad_w_norm < tiny) | (grad_h_norm < tiny)
+    depth = under.shape[1]
+    last = depth - 1 - jnp.argmax(under[:, ::-1], axis=1)
+    return jnp.where(jnp.any(under, axis=1), last, -1).astype(jnp.int32)
 
 
 def readout_loss_grad(plan: Plan, y: jax.Array, dkey: jax.Array) -> jax.Array:
-    """dL/dy for the stated loss. mse: mean over batch and outputs of (y - t)^2, t ~ N(0, 1);
-    xent: mean over the batch of softmax cross-entropy with uniform random labels."""
+    """dL/dy for the stated loss, in ``y``'s dtype. mse: mean over batch and outputs of
+    (y - t)^2, t ~ N(0, 1) (drawn in the wide dtype, rounded once); xent: mean over the batch of
+    softmax cross-entropy with uniform random labels (int32 draws, the same under x64)."""
     tkey = fold_in(dkey, 2)
     if plan.loss == "mse":
-        target = raw_sample("normal", tkey, y.shape[1:], y.dtype)
+        target = raw_sample("normal", tkey, y.shape[1:], wide_dtype(np.dtype(plan.dtype))).astype(y.dtype)
         return 2.0 * (y - target[None]) / (y.shape[1] * y.shape[2])
-    labels = jax.random.randint(tkey, (y.shape[1],), 0, plan.out_dim)
+    labels = jax.random.randint(tkey, (y.shape[1],), 0, plan.out_dim, dtype=jnp.int32)
     return (jax.nn.softmax(y, axis=-1) - jax.nn.one_hot(labels, plan.out_dim, dtype=y.dtype)[None]) / y.shape[1]
 
 
 def _backward(plan, layers, dkey, x0, d1, kept, x_last, bias_std):
-    """Reverse scan: ||dL/dW_l||_F and ||dL/dh_l||_F for every hidden layer and combo."""
+    """Reverse scan: ||dL/dW_l||_F and ||dL/dh_l||_F for every hidden layer and combo.
+
+    Backpropagation runs in the network's dtype (a low-precision network's gradients are rounded as
+    ``jax.grad`` of that network rounds them); the norms are reduced in the probes' dtype, scaled
+    by the largest entry first (:func:`_gram_norm`, :func:`jaxinit.probes._fro`).
+    """
     batch = x0.shape[0]
     y = layers.linear(x_last, plan.depth) + layers.bias(plan.depth, bias_std)[:, None, :]
     dy = readout_loss_grad(plan, y, dkey)
@@ -459,20 +537,67 @@ def _backward(plan, layers, dkey, x0, d1, kept, x_last, bias_std):
         layer, x_in, dphi = xs
         delta_h = delta_x * dphi
         gw = _gram_norm(x_in, delta_h)
-        gh = jnp.sqrt(jnp.sum(delta_h * delta_h, axis=(1, 2)))
+        gh = probes._fro(delta_h, (1, 2))
         return layers.linear_t(delta_h, layer), (gw, gh)
 
     if plan.depth > 1:
         x_in, dphi = kept
         delta_x, (gw, gh) = jax.lax.scan(back, delta_x,
-                                         (jnp.arange(1, plan.depth), x_in, dphi), reverse=True)
+                                         (jnp.arange(1, plan.depth, dtype=jnp.int32), x_in, dphi), reverse=True)
     else:
-        gw = gh = jnp.zeros((0, delta_x.shape[0]), delta_x.dtype)
+        gw = gh = jnp.zeros((0, delta_x.shape[0]), probes._stat_dtype(delta_x.dtype))
     delta_h1 = delta_x * d1
     x0b = jnp.broadcast_to(x0, (delta_h1.shape[0], batch, x0.shape[1]))
     gw0 = _gram_norm(x0b, delta_h1)
-    gh0 = jnp.sqrt(jnp.sum(delta_h1 * delta_h1, axis=(1, 2)))
+    gh0 = probes._fro(delta_h1, (1, 2))
     return (jnp.concatenate([gw0[:, None], gw.T], axis=1), jnp.concatenate([gh0[:, None], gh.T], axis=1))
+
+
+def accumulation_dtype(dtype: Any) -> str:
+    """The dtype XLA accumulates a ``dtype`` matmul in on the default device, measured.
+
+    float32 and float64 matmuls run at ``precision=HIGHEST``: in the dtype itself. For a 16-bit
+    dtype with ``m`` mantissa bits, one batched product of the engine's form sums
+    ``1 + 62 e - 1`` with ``e = 2^-(m + 2)``: ``1 + e`` rounds to 1 in the dtype, so partial sums
+    kept in the dtype lose the ``e``'s (0 or a few ``e``), while float32 partial sums give exactly
+    ``62 e`` (representable in the dtype). Returns ``"float32"`` or the dtype's name.
+    """
+    d = np.dtype(dtype)
+    if d == wide_dtype(d):
+        return d.name
+    e = 2.0 ** -(int(jnp.finfo(d).nmant) + 2)
+    row = np.full(64, e)
+    row[0], row[-1] = 1.0, -1.0
+    a = jnp.asarray(np.stack([row, row[::-1], np.roll(row, 17)]), d)[None]
+    y = jax.jit(lambda a, w: jnp.einsum("kbi,kio->kbo", a, w, precision=HIGHEST))(a, jnp.ones((1, 64, 1), d))
+    return "float32" if bool(jnp.all(y.astype(jnp.float32) == np.float32(62 * e))) else d.name
+
+
+def precision_note(dtype: Any) -> dict[str, Any]:
+    """What dtype each part of a sweep's computation uses (``meta.json``'s ``"precision"``).
+
+    ``draw``: noise sampled and scaled (the initializer's wide dtype); ``weights``: what the
+    network holds; ``matmul``: operands and result, and ``accumulation`` as measured on the device
+    (:func:`accumulation_dtype`); ``activations``: pre-activations, activations, tangents and
+    backpropagated gradients; ``reductions``: the probes' statistics and norms; ``smallest_normal``:
+    the underflow threshold of ``q`` and of the gradient norms; overflow is a non-finite value in
+    the dtype.
+    """
+    d = np.dtype(dtype)
+    wide = wide_dtype(d)
+    factored = d == wide
+    return {
+        "dtype": d.name,
+        "draw": wide.name,
+        "weights": (f"{d.name}, not formed: f_k (rows @ Z), the formed weights' product up to rounding" if factored
+                    else f"{d.name}: the {wide.name} draw rounded once, formed per initializer and grid point"),
+        "matmul": f"{d.name} operands and result, precision=HIGHEST",
+        "accumulation": accumulation_dtype(d),
+        "activations": d.name,
+        "reductions": np.dtype(probes._stat_dtype(d)).name,
+        "smallest_normal": float(jnp.finfo(d).tiny),
+        "largest": float(jnp.finfo(d).max),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -673,6 +798,7 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
             "chunk_plan": {pid: dataclasses.asdict(cp) for pid, cp in chunk_plans.items()},
             "engine": {"seed_block": {pid: cp.block for pid, cp in chunk_plans.items()},
                        "common_random_numbers": _crn_note(plans)},
+            "precision": precision_note(config.network.dtype),
         })
     return folder.assemble(config)
 

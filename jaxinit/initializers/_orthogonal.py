@@ -13,21 +13,21 @@ things differ on purpose:
   instead of the batched one (measured for this project on an H100: 149 ms per 1024x1024 matrix
   batched, about 30x less through ``lax.map``). Small matrices are still grouped into vmapped
   chunks of up to ``_CHUNK_ELEMENTS`` entries, so a batch of tiny matrices is not a long
-  sequential loop. On CPU, where batched QR is a loop over LAPACK calls anyway, the chunked map
-  costs about 10% more than the batched QR (measured with 64 x 128x128 and 256 x 64x64).
+  sequential loop. On CPU every QR runs one matrix per LAPACK call: jaxlib 0.10's batched LAPACK
+  kernels wait on XLA's thread pool and can deadlock a program (:mod:`jaxinit._linalg`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._errors import check_int, check_positive
+from jaxinit._linalg import matrix_at_a_time
 from jaxinit.initializers._base import BaseInitializer, dtype_name, is_complex, wide_dtype
 from jaxinit.initializers._random import normal_from_bits, random_bits
 from jaxinit.initializers._registry import register
@@ -59,26 +59,6 @@ def _haar_from_gaussian(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     return q.T if n_rows < n_cols else q
 
 
-def _matrix_at_a_time(fn: Callable[..., jax.Array], chunk: int = 1) -> Callable[..., jax.Array]:
-    """``fn`` of matrices, which under ``jax.vmap`` runs as a ``lax.map`` over vmapped chunks of
-    ``chunk`` matrices (one at a time for 1), never as one batched LAPACK call (see the module notes)."""
-    @jax.custom_batching.custom_vmap
-    def mapped(*args):
-        return fn(*args)
-
-    @mapped.def_vmap
-    def _batch(axis_size, in_batched, *args):
-        if not any(in_batched):
-            return mapped(*args), False
-        args = tuple(a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
-                     for a, batched in zip(args, in_batched, strict=True))
-        if chunk >= axis_size:
-            return jax.vmap(fn)(*args), True
-        return jax.lax.map(lambda xs: mapped(*xs), args, batch_size=chunk if chunk > 1 else None), True
-
-    return mapped
-
-
 def haar_factor(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     """The Haar matrix of the Gaussian ``z`` (shape ``gaussian_shape(n_rows, n_cols)``).
 
@@ -86,7 +66,7 @@ def haar_factor(z: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
     batched QR (see the module notes); each matrix is the one a single call gives.
     """
     chunk = max(1, _CHUNK_ELEMENTS // (n_rows * n_cols))
-    return _matrix_at_a_time(lambda zz: _haar_from_gaussian(zz, n_rows, n_cols), chunk)(z)
+    return matrix_at_a_time(lambda zz: _haar_from_gaussian(zz, n_rows, n_cols), chunk)(z)
 
 
 def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpose: bool = False) -> jax.Array:
@@ -102,7 +82,7 @@ def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpos
     The result equals the product with the formed matrix up to rounding (relative 1e-6).
 
     Under ``jax.vmap`` the matrices run one at a time (``lax.map``): jaxlib 0.10's batched
-    ``ormqr`` hung inside the sweep's sharded program on CPU, and GPUs prefer single-matrix QR.
+    LAPACK kernels can deadlock on CPU (:mod:`jaxinit._linalg`), and GPUs prefer single-matrix QR.
     Differentiable in ``rows`` (the derivative forms ``H``); ``z`` gets no gradient.
     """
     tall = n_rows >= n_cols
@@ -117,7 +97,7 @@ def haar_apply(z: jax.Array, rows: jax.Array, n_rows: int, n_cols: int, transpos
         padded = jnp.pad(cc * signs, ((0, 0), (0, a.shape[0] - k)))  # [C D, 0] Q^T
         return jax.lax.linalg.ormqr(a, taus, padded, left=False, transpose=True)
 
-    apply = _matrix_at_a_time(one)
+    apply = matrix_at_a_time(one)
 
     @jax.custom_jvp
     def product(zz, cc):
@@ -161,8 +141,8 @@ def _matrix_dims(shape: tuple[int, ...], column_axis: int, where: str) -> tuple[
             f"column_axis={column_axis} is out of range for shape={shape} ({len(shape)} dims); "
             f"allowed: {-len(shape)}..{len(shape) - 1} ({where})."
         )
-    n_cols = shape[column_axis]
-    return math.prod(shape) // n_cols, n_cols
+    axis = column_axis % len(shape)
+    return math.prod(d for i, d in enumerate(shape) if i != axis), shape[axis]  # no division: sizes may be 0
 
 
 def _orthogonal_layout(q: jax.Array, shape, dtype, scale: float, column_axis: int) -> jax.Array:

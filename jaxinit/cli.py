@@ -128,7 +128,7 @@ def _fmt(x: float) -> str:
 # -- sweep / plot ------------------------------------------------------------------------------
 def cmd_sweep(args) -> int:
     from jaxinit import config as config_lib
-    from jaxinit import plots, report, sweep
+    from jaxinit import report, sweep
 
     overrides = {}
     if args.seeds is not None:
@@ -141,20 +141,42 @@ def cmd_sweep(args) -> int:
     results = sweep.run(config, fresh=args.fresh, progress=not args.quiet)
     print(report.format_run(results))
     if not args.no_plots:
-        paths = plots.write_all(results)
+        paths = _write_figures(results)
         print(f"figures: {len(paths)} PNGs in {Path(results.path) / 'figures'}")
     print(f"results: {results.path} (arrays.npz, summary.csv, meta.json)")
     return 0
 
 
 def cmd_plot(args) -> int:
-    from jaxinit import plots, results
+    from jaxinit import results
 
-    folder = results.load(args.folder)
-    paths = plots.write_all(folder)
-    for p in paths:
+    path = Path(args.folder)
+    if (path / results.META_FILE).is_file() and not (path / results.ARRAYS_FILE).exists():
+        # An unfinished sweep (interrupted before it assembled): draw the chunks written so far.
+        print(f"jaxinit: {path} is unfinished; assembling the chunks written so far (rerun the sweep to "
+              "finish it)", file=sys.stderr)
+        results.ResultsFolder(path).assemble(allow_partial=True)
+    for p in _write_figures(results.load(path)):
         print(p)
     return 0
+
+
+def _write_figures(results_or_folder) -> list[Path]:
+    """:func:`jaxinit.plots.write_all`, its :class:`~jaxinit.plots.FigureWarning` s (a theory curve
+    left out, seeds missing) printed as one ``jaxinit: note:`` line each on stderr."""
+    import warnings
+
+    from jaxinit import plots
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", plots.FigureWarning)
+        paths = plots.write_all(results_or_folder)
+    for w in caught:
+        if issubclass(w.category, plots.FigureWarning):
+            print(f"jaxinit: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return paths
 
 
 def cmd_bench(args) -> int:

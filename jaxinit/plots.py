@@ -195,6 +195,8 @@ def _program_title(results: Results, p: int) -> str:
 
 def _seeds_text(results: Results) -> str:
     n = len(results.coords.get("seed", []))
+    if any(results.missing_seeds.values()):
+        return f"the seeds present (of {n})"
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
@@ -501,6 +503,8 @@ def phase_table(results: Results | str | os.PathLike, program: str | int | None 
     wv, bv = axes
     p = _program_index(res, program)
     values = res.get(stat, p)  # (init, grid, seed, layer)
+    if values.shape[-1] == 0:  # a program without data (partial assembly)
+        return wv, bv, np.full((values.shape[0], len(wv), len(bv)), np.nan)
     with np.errstate(all="ignore"):
         if quantity == "final_correlation":
             per_seed = values[..., -1]
@@ -531,6 +535,22 @@ class _Context:
         self._overlays: dict[int, dict[str, Any]] = {}
         self._underflow: dict[tuple[int, int, int], int | None] = {}
         self._no_theory: dict[str, list[str]] = {}  # reason -> curves of the figure being drawn
+        n_seeds = len(results.coords.get("seed", []))
+        # Programs of a partial assembly without a single seed yet: nothing to draw, nor to predict.
+        self.empty = {p for p, pid in enumerate(results.programs)
+                      if len(results.missing_seeds.get(pid, [])) >= n_seeds}
+
+    def missing_text(self) -> str | None:
+        """What a partial assembly lacks, in a line (None for a complete one)."""
+        from jaxinit.results import _ranges
+
+        missing = {pid: seeds for pid, seeds in self.results.missing_seeds.items() if seeds}
+        if not missing:
+            return None
+        n_seeds = len(self.results.coords.get("seed", []))
+        parts = [f"{pid}: no seeds yet" if len(seeds) >= n_seeds else f"{pid}: seeds {_ranges(seeds)}"
+                 for pid, seeds in missing.items()]
+        return "; ".join(parts)
 
     def no_theory(self, p: int, curve: Curve, reason: str) -> None:
         """Note that ``curve`` of program ``p`` gets no theory curve, and why (see :meth:`warn_no_theory`)."""
@@ -672,6 +692,15 @@ def _curve_handles(curves: Sequence[Curve]) -> list:
     return [Line2D([], [], color=c.color, lw=2.2, label=c.label) for c in curves]
 
 
+def _no_data(ax, res: Results, p: int) -> None:
+    """An empty panel that says why: the program has no seeds in a partial assembly."""
+    ax.text(0.5, 0.5, "no data yet\n(every seed of this program is missing:\nrerun the sweep to finish it)",
+            transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.4")
+    ax.set_title(_program_title(res, p), fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _no_value_reason(stat: str, overlay: dict[str, Any], curve: Curve) -> str:
     """Why an available overlay has no finite value for ``stat`` at any layer."""
     if stat == "correlation" and overlay["c0"] is None:
@@ -698,6 +727,9 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
     values = res.get(panel.stat, p)  # (init, grid, seed, layer)
     first_bad = res.get("first_nonfinite_layer", p) if "first_nonfinite_layer" in res.arrays else None
     n_layers = values.shape[-1]
+    if p in ctx.empty or n_layers == 0:
+        _no_data(ax, res, p)
+        return False, False, False
     x = np.arange(1, n_layers + 1)
     overlay = ctx.overlay(p) if panel.theory else None
     marker = "." if n_layers <= 16 else None
@@ -804,7 +836,8 @@ def _layer_figure(results, panels: Sequence[_Panel], title: str):
             flags = [a or b for a, b in zip(flags, drawn, strict=True)]
         for q in range(n_prog, rows_per * cols):
             axes[s * rows_per + q // cols][q % cols].set_visible(False)
-    _suptitle(fig, f"{title}\n{_input_text(res)}")
+    missing = ctx.missing_text()
+    _suptitle(fig, f"{title}\n{_input_text(res)}" + (f"\npartial results, missing {missing}" if missing else ""))
     handles = _curve_handles(ctx.curves) + _style_handles(_seeds_text(res), *flags)
     _legend(fig, handles, ctx.note)
     ctx.warn_no_theory(FIGURE_FILES.get(panels[0].stat, panels[0].stat))
@@ -896,6 +929,9 @@ def spectrum_figure(results):
     for p in range(n_prog):
         ax = axes[p // cols][p % cols]
         spec = res.get("spectrum", p)  # (init, grid, seed, singular_value)
+        if p in ctx.empty or spec.shape[-1] == 0:
+            _no_data(ax, res, p)
+            continue
         eps = float(np.finfo(spec.dtype).eps) if spec.dtype.kind == "f" else float(np.finfo(np.float32).eps)
         rank_rtol = eps * max(int(res.coords["program"][p]["width"]), spec.shape[-1])
         kept, summaries = [], []
@@ -984,6 +1020,8 @@ def phase_figures(results) -> dict[str, Any]:
     labels = res.coords["initializer"]
     figures = {}
     for p, pid in enumerate(res.programs):
+        if p in ctx.empty:  # a partial assembly without this program's seeds (write_all says so)
+            continue
         tables = {qn: phase_table(res, p, qn)[2] for qn in quantities}
         line = None
         figure_name = FIGURE_FILES["phase"].format(program=pid)
@@ -1070,6 +1108,10 @@ def write_all(results_or_folder: Results | str | os.PathLike, out: str | os.Path
     (sigma_w^2, sigma_b^2) grid: no phase diagram). File names: :data:`FIGURE_FILES`.
     """
     ctx = _Context(_as_results(results_or_folder))
+    missing = ctx.missing_text()
+    if missing is not None:
+        warnings.warn(f"partial results: the figures show the seeds present; missing {missing}", FigureWarning,
+                      stacklevel=2)
     folder = Path(out) if out is not None else ctx.results.path / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -121,3 +121,21 @@ def test_an_initializer_that_cannot_draw_its_shape_is_a_config_error(tmp_path, c
     assert status == 2 and err.count("\n") == 1
     assert 'network.bias = "he_normal": cannot draw the bias vector of shape (4,)' in err
     assert not (tmp_path / "out").exists()
+
+
+def test_plot_on_an_unfinished_folder_draws_what_exists_and_says_what_is_missing(tmp_path, capsys):
+    from jaxinit import config as jconfig
+    from jaxinit import sweep
+
+    out = tmp_path / "run"
+    data = {"network": {"depth": [2, 3], "width": 4, "activation": "tanh"}, "inputs": {"batch": 2},
+            "sweep": {"seeds": 2, "initializers": ["lecun_normal"]}, "output": {"dir": str(out)}}
+    assert sweep.run(jconfig.from_dict(data), progress=False, stop_after_chunks=1) is None
+    assert not (out / "arrays.npz").exists()
+    status, stdout, err = run(capsys, "plot", str(out))
+    assert status == 0
+    assert f"jaxinit: {out} is unfinished; assembling the chunks written so far" in err
+    assert "jaxinit: note: partial results: the figures show the seeds present; missing depth3-width4-tanh: no " \
+           "seeds yet" in err
+    assert "Traceback" not in err
+    assert str(out / "figures" / "q_vs_depth.png") in stdout.split("\n")

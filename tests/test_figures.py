@@ -134,3 +134,43 @@ def test_dead_and_saturated_are_defined_as_the_probe_counts_them(small):
     n = 32 * 16                                           # entries per seed
     assert np.all(np.abs(sat - 0.5) < 6 * np.sqrt(0.25 / n))
     assert np.all(dead <= 2 / 32)                         # at most one dead unit in 32
+
+
+# ----------------------------------------------------------------------------- partial folders
+
+
+@pytest.fixture(scope="module")
+def unfinished(tmp_path_factory):
+    """Two programs (tanh, depths 3 and 5), 4 seeds in chunks of 2, stopped after the first chunk:
+    depth 3 has seeds 0-1, depth 5 none."""
+    out = tmp_path_factory.mktemp("unfinished")
+    data = {"network": {"depth": [3, 5], "width": 8, "activation": "tanh"}, "inputs": {"batch": 4, "kind": "pairs",
+                                                                                      "correlation": 0.5},
+            "sweep": {"seeds": 4, "initializers": ["lecun_normal", "he_normal"]},
+            "grid": {"weight_variance": [1.0, 2.0], "bias_variance": [0.0, 0.1]},
+            "probes": {"forward": True, "gradients": True, "jacobian": True, "spectrum": True, "theory": True},
+            "output": {"dir": str(out), "chunk": 2}}
+    assert sweep.run(jconfig.from_dict(data), progress=False, stop_after_chunks=1) is None
+    return out
+
+
+def test_a_partial_folder_draws_what_exists_and_says_what_is_missing(unfinished, tmp_path):
+    folder = _copy(unfinished, tmp_path)
+    partial = results.ResultsFolder(folder).assemble(allow_partial=True)
+    # The first chunk holds some or all seeds of depth 3 (the engine may round the chunk size up).
+    assert partial.missing_seeds["depth5-width8-tanh"] == [0, 1, 2, 3]
+    assert len(partial.missing_seeds.get("depth3-width8-tanh", [])) < 4
+    with pytest.warns(plots.FigureWarning, match=r"partial results: the figures show the seeds present; missing "
+                                                 r"(depth3-width8-tanh: seeds [0-9, -]+; )?depth5-width8-tanh: no "
+                                                 r"seeds yet"):
+        paths = plots.write_all(partial)
+    assert {p.name for p in paths} == {"q_vs_depth.png", "grad_norm_vs_depth.png", "correlation_vs_depth.png",
+                                       "dead_saturated_vs_depth.png", "jacobian_msv_vs_depth.png",
+                                       "jacobian_spectrum.png", "phase_depth3-width8-tanh.png"}
+    fig = plots.variance_figure(partial)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    empty = panels["tanh, depth 5, width 8"]
+    assert any("no data yet" in t.get_text() for t in empty.texts) and not empty.lines
+    assert len(panels["tanh, depth 3, width 8"].lines) > 0
+    assert "depth5-width8-tanh: no seeds yet" in fig._suptitle.get_text().replace("\n", " ")
+    assert "median over the seeds present (of 4)" in _texts(fig)

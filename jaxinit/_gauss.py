@@ -46,7 +46,9 @@ for the duration of the call.
 
 Kinks of named activations come from a table; for any other callable they are found once (and
 cached) by :func:`find_kinks`: jumps of the function and of its ``jax.grad`` on a fine grid over
-:math:`[-64, 64]`, each located to machine precision by bisection; 0 is always a cut.
+:math:`[-64, 64]`, each located to machine precision by bisection (to ~1e-6 with a central-difference
+derivative when ``jax.grad`` fails on the callable; a :class:`QuadratureWarning` names an activation
+whose kinks could not be searched for); 0 is always a cut.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -273,24 +276,56 @@ def check_elementwise(fn: Callable[..., Any], name: str) -> None:
         )
 
 
+class QuadratureWarning(UserWarning):
+    """The quadrature of an activation may be less accurate than documented (its kinks are unknown)."""
+
+
+FD_STEP = 2.0**-20  # central-difference step (in x) when jax.grad cannot differentiate a callable
+
+
 def find_kinks(fn: Callable[..., Any], span: float = KINK_RANGE, points: int = 2**15) -> tuple[float, ...]:
     """Where ``fn`` or its derivative jumps on ``[-span, span]``: a heuristic for callables.
 
     Scans a grid of spacing ``2 span / points`` (shifted off round numbers) for a step in ``fn``
     that its slope does not explain, or a step in ``fn'`` far above its neighbours', bisects each
-    to machine precision and keeps those whose jump survives (a steep smooth bend does not).
-    At most ``MAX_KINKS``, those nearest 0, are kept. Needs ``jax.grad`` of ``fn``; returns ``()``
-    when that fails (0 stays a cut).
+    and keeps those whose jump survives (a steep smooth bend does not). At most ``MAX_KINKS``,
+    those nearest 0, are kept.
+
+    ``fn'`` is ``jax.grad(fn)``, and kinks are then located to machine precision. When ``jax.grad``
+    fails on ``fn`` (a ``jax.pure_callback``, say), ``fn'`` is the central difference
+    ``(fn(x + e) - fn(x - e)) / (2 e)`` with ``e = FD_STEP`` (~1e-6) instead, and kinks are located
+    to about ``e`` (a cut that far off a kink costs ~e^2 ~ 1e-12 of the moments' accuracy). When
+    ``fn`` or that derivative is not finite on the grid, no kink is searched for: a
+    :class:`QuadratureWarning` names the activation, and only the cut at 0 is used.
     """
+    name = repr(activation_name(fn))
     with float64():
         h = 2 * span / points
         x = np.linspace(-span, span, points + 1) + h / (2 * math.pi)
-        both = jax.jit(lambda t: (fn(t), Derivative(fn)(t)))
+        values = jax.jit(fn)
+        exact = jax.jit(lambda t: (fn(t), Derivative(fn)(t)))
+
+        def finite_difference(t):
+            return values(t), (values(t + FD_STEP) - values(t - FD_STEP)) / (2 * FD_STEP)
+
+        gap = 0.0  # how far outside a bisected bracket the derivative must be read to see the jump
         try:
-            y, d = (np.asarray(v, np.float64) for v in both(jnp.asarray(x)))
-        except Exception:  # not differentiable by jax: only the always-present cut at 0 is used
-            return ()
+            y, d = (np.asarray(v, np.float64) for v in exact(jnp.asarray(x)))
+            both = exact
+        except Exception:  # jax.grad cannot differentiate fn: derivative by central differences
+            both = finite_difference
+            gap = 4 * FD_STEP
+            try:
+                y, d = (np.asarray(v, np.float64) for v in both(jnp.asarray(x)))
+            except Exception as err:
+                warnings.warn(f"activation {name}: kinks not searched for ({type(err).__name__}: {err}); "
+                              "quadrature cuts only at 0 and may lose accuracy", QuadratureWarning, stacklevel=3)
+                return ()
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(d))):
+            bad = x[~(np.isfinite(y) & np.isfinite(d))][0]
+            warnings.warn(f"activation {name}: kinks not searched for (it or its derivative is not finite at "
+                          f"x = {bad:.6g}); quadrature cuts only at 0 and may lose accuracy", QuadratureWarning,
+                          stacklevel=3)
             return ()
         dy = np.diff(y)
         dd = np.diff(d)
@@ -311,13 +346,15 @@ def find_kinks(fn: Callable[..., Any], span: float = KINK_RANGE, points: int = 2
             val = np.where(use_value, ym, dm)
             go_right = np.abs(val - left) <= np.abs(val - right)
             lo, hi = np.where(go_right, mid, lo), np.where(go_right, hi, mid)
-        # A true jump survives bisection: the values on both sides of a bracket ~1e-16 wide still
-        # differ by about the jump. A smooth steep bend (tanh(100 x)) does not, and is dropped.
-        (ylo, dlo), (yhi, dhi) = ((np.asarray(v, np.float64) for v in both(jnp.asarray(e))) for e in (lo, hi))
+        # A true jump survives bisection: the values on both sides of a bracket ~1e-16 wide (read
+        # `gap` outside it for a finite-difference slope) still differ by about the jump. A smooth
+        # steep bend (tanh(100 x)) does not, and is dropped.
+        (ylo, dlo), (yhi, dhi) = ((np.asarray(v, np.float64) for v in both(jnp.asarray(e)))
+                                  for e in (lo - gap, hi + gap))
         final = np.where(use_value, np.abs(yhi - ylo), np.abs(dhi - dlo))
         kinks = ((lo + hi) / 2)[final >= 0.5 * np.abs(right - left)]
     # Snap what is 0 up to the bisection's resolution to 0; keep those nearest 0.
-    kinks = np.where(np.abs(kinks) <= 1e-12, 0.0, kinks)
+    kinks = np.where(np.abs(kinks) <= max(1e-12, gap), 0.0, kinks)
     found = sorted({float(k) for k in kinks[np.argsort(np.abs(kinks))][:MAX_KINKS]})
     return tuple(found)
 

@@ -174,6 +174,47 @@ def test_kinks_of_callables_are_found_to_machine_precision():
     assert _gauss.prepare("hard_tanh").kinks == (-1.0, 1.0)
 
 
+def _not_differentiable(f, name):
+    """``f`` with a JVP rule that raises: jit-able and elementwise, but jax.grad fails on it (as on a
+    jax.pure_callback, whose float64 inputs are not reliable under a thread-local x64 switch)."""
+    @jax.custom_jvp
+    def fn(x):
+        return f(x)
+
+    @fn.defjvp
+    def _jvp(primals, tangents):
+        raise NotImplementedError(f"{name} has no derivative rule")
+
+    fn.__name__ = name
+    return fn
+
+
+def test_kinks_of_a_callable_jax_cannot_differentiate_are_found_by_finite_differences():
+    """Issue 10 item 4: when jax.grad fails on a callable, find_kinks used to return () silently,
+    and E[phi'(...)]-free moments (the length map) lost their accuracy. Central differences with step
+    FD_STEP ~ 1e-6 locate each kink to ~FD_STEP; the moments are then as accurate as for the named
+    activation (a misplaced cut costs ~FD_STEP^2 ~ 1e-12, so rel 1e-10 is asserted)."""
+    ht = _not_differentiable(lambda x: jnp.clip(x, -1.0, 1.0), "opaque_hard_tanh")
+    r6 = _not_differentiable(lambda x: jnp.clip(x, 0.0, 6.0), "opaque_relu6")
+    assert _gauss.find_kinks(ht) == pytest.approx((-1.0, 1.0), abs=2 * _gauss.FD_STEP)
+    assert _gauss.find_kinks(r6) == pytest.approx((0.0, 6.0), abs=2 * _gauss.FD_STEP)
+    assert _gauss.find_kinks(_not_differentiable(jnp.tanh, "opaque_tanh")) == ()
+    prepared = _gauss.prepare(ht)
+    with _gauss.float64():
+        for q in (0.3, 2.0, 30.0):
+            got = float(_gauss.expect(_gauss.Square(ht), q, kinks=prepared.kinks))
+            named = float(_gauss.expect(_gauss.Square(Activation("hard_tanh")), q, kinks=(-1.0, 1.0)))
+            assert got == pytest.approx(named, rel=1e-10)
+
+
+def test_a_callable_whose_kinks_cannot_be_searched_is_named_in_a_warning():
+    def steep_exp(x):  # exp(20 x) overflows float64 beyond x = 35.5
+        return jnp.exp(20.0 * x)
+
+    with pytest.warns(_gauss.QuadratureWarning, match=r"activation 'steep_exp': kinks not searched for .*not finite"):
+        assert _gauss.find_kinks(steep_exp) == ()
+
+
 def test_expect2_with_two_kinks_matches_nested_scipy():
     """hard_tanh: kinks at +-1, cut per outer node along both kink lines of u and of v."""
     q, c = 30.0, 0.9

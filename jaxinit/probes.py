@@ -31,7 +31,9 @@ activation when there is none) over the whole batch ``n`` of inputs:
 Targets/labels come from ``fold_in(key, 0)`` (:func:`random_targets`, default ``key = key(0)``), so
 the loss is a fixed function of the weights; the Jacobian projections from ``fold_in(key, 1)``.
 ``grad_w_norm`` is the Frobenius norm of ``dL/dW^l`` and ``grad_h_norm`` that of ``dL/dh^l`` (the
-``(n, width)`` matrix of the whole batch). The scan body is checkpointed (``jax.checkpoint``), so
+``(n, width)`` matrix of the whole batch), reduced in float32 (float64 for float64 networks) and
+scaled by the largest entry before squaring, so any gradient with a normal entry has a non-zero,
+finite norm (``||a|| = m ||a / m||``, ``m = max |a|``). The scan body is checkpointed (``jax.checkpoint``), so
 the backward pass keeps one carry per layer, not every intermediate.
 
 Jacobian: ``jacobian_msv`` is the mean squared singular value of ``J^l = dh^l/dx`` (per input;
@@ -46,9 +48,14 @@ Non-finite values: ``first_nonfinite_layer`` is the first trace index whose pre-
 activations hold an inf or NaN (-1 when none); every per-layer statistic from that index on is
 NaN. Nothing raises. (Gradient and Jacobian norms before that index are what they are: an
 exploding backward pass shows as inf there.) ``first_underflow_layer`` is the first index whose
-(finite) ``q`` is below the smallest normal number of its dtype, zero included (-1 when none): from
+(finite) ``q`` is below the smallest normal number of the network's dtype (that of its
+activations: float16 6.1e-5, bfloat16 and float32 1.2e-38), zero included (-1 when none): from
 there on the signal has vanished or is too small to measure at the dtype's precision. Values are
 kept as measured.
+
+Dtypes: the network runs in its parameters' and inputs' dtype (bfloat16 matmuls and activations
+for bfloat16 parameters); every statistic is reduced in ``promote_types(dtype, float32)`` from
+those values.
 
 All matmuls use ``precision="highest"`` by default: TF32 matmuls on recent GPUs shift q and c by
 ~1e-4 within a few layers.
@@ -233,7 +240,7 @@ def random_targets(key: jax.Array, n: int, out_dim: int, loss: str = "mse") -> j
     check_choice("loss", loss, LOSSES)
     if loss == "mse":
         return jax.random.normal(key, (n, out_dim), jnp.float32)
-    return jax.random.randint(key, (n,), 0, out_dim)
+    return jax.random.randint(key, (n,), 0, out_dim, dtype=jnp.int32)  # int32: the same labels under x64
 
 
 def loss_value(y: jax.Array, targets: jax.Array, loss: str = "mse") -> jax.Array:
@@ -364,7 +371,10 @@ def _trace(params, x, key, phi, paired, loss, gradients, jacobian, num_projectio
     first_bad = jnp.where(jnp.any(bad), jnp.argmax(bad), -1).astype(jnp.int32)
     after = (first_bad >= 0) & (jnp.arange(depth) >= first_bad)
     fields = {name: jnp.where(after, jnp.nan, out[name].astype(dt)) for name in PER_LAYER_FIELDS}
-    under = finite & (out["q"] < jnp.finfo(dt).tiny)
+    # Underflow against the network's own dtype (float16's smallest normal is 6.1e-5), not the
+    # float32 the statistics are reduced in.
+    signal = jnp.result_type(x.dtype, *(a.dtype for a in jax.tree.leaves(params)))
+    under = finite & (out["q"] < jnp.finfo(signal).tiny)
     first_under = jnp.where(jnp.any(under), jnp.argmax(under), -1).astype(jnp.int32)
     spec = None
     if spectrum:

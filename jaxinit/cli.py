@@ -3,11 +3,12 @@
     jaxinit list                                   the catalog
     jaxinit check NAME --shape 784,256             expected vs measured statistics of one draw
     jaxinit theory ACTIVATION [--bias-variance V]  q*, chi_1, depth scales, the critical sigma_w^2
-    jaxinit sweep CONFIG [--out DIR] [--fresh] [--seeds N] [--chunk N]
+    jaxinit sweep CONFIG [--out DIR] [--fresh] [--seeds N] [--chunk N] [--stall-timeout S]
     jaxinit plot DIR                               (re)draw the figures of a results folder
     jaxinit bench [...]                            speed against plain Flax and PyTorch loops
 
 Bad input (a config, a name, a shape) ends with one line on stderr and exit status 2.
+A sweep that stalls (a chunk without progress past its limit) ends with one line and exit status 3.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from jaxinit import bench
 from jaxinit.bench import positive_int
 
 EXIT_USAGE = 2
+EXIT_STALLED = 3  # a sweep chunk made no progress within its stall limit
 # A reader that went away (`jaxinit list | head -1`): the status of a Unix tool killed by SIGPIPE.
 EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
 
@@ -57,6 +59,16 @@ def _shape(text: str) -> tuple[int, ...]:
     if not dims or any(d < 0 for d in dims):
         raise argparse.ArgumentTypeError(f"--shape must be comma-separated ints >= 0 like 784,256; got {text!r}")
     return dims
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0 (0: no limit); got {text!r}")
+    return value
 
 
 def _spec(text: str):
@@ -108,14 +120,23 @@ def cmd_theory(args) -> int:
 
     phi = activation(args.activation, args.param)
     bv = args.bias_variance
-    critical = theory.critical(phi, bv)
+    print(f"activation {args.activation}, sigma_b^2 = {bv:g}")
+    try:
+        critical = theory.critical(phi, bv)
+    except theory.NoEdgeOfChaos as err:  # no critical point: say why, evaluate only where asked
+        print(f"  critical sigma_w^2 (chi_1 = 1, edge of chaos): none: {err}")
+        if args.weight_variance is None:
+            print("  (pass --weight-variance to evaluate q*, chi_1 and the phase at one)")
+            return 1
+        critical = None
+    else:
+        print(f"  critical sigma_w^2 (chi_1 = 1 at its own q*, to {theory.CRITICAL_TOL:g}; edge of chaos): "
+              f"{critical:.6g}")
     wv = critical if args.weight_variance is None else args.weight_variance
     q = theory.q_star(phi, wv, bv)
     chi = theory.chi1(phi, wv, bv)
     xi_q, xi_c = theory.depth_scales(phi, wv, bv)
     c = theory.c_star(phi, wv, bv)
-    print(f"activation {args.activation}, sigma_b^2 = {bv:g}")
-    print(f"  critical sigma_w^2 (chi_1 = 1, edge of chaos): {critical:.6g}")
     print(f"  at sigma_w^2 = {wv:.6g}:  q* = {q:.6g}  c* = {c:.6g}  chi_1 = {chi:.6g}"
           f"  xi_q = {_fmt(xi_q)}  xi_c = {_fmt(xi_c)}  phase: {theory.phase(phi, wv, bv)}")
     return 0
@@ -138,7 +159,12 @@ def cmd_sweep(args) -> int:
     if args.out is not None:
         overrides["output.dir"] = args.out
     config = config_lib.load(args.config, overrides=overrides)
-    results = sweep.run(config, fresh=args.fresh, progress=not args.quiet)
+    try:
+        results = sweep.run(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
+                            notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
+    except sweep.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
+        print(f"jaxinit: sweep stalled: {err}", file=sys.stderr)
+        return EXIT_STALLED
     print(report.format_run(results))
     if not args.no_plots:
         paths = _write_figures(results)
@@ -212,7 +238,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="results folder (default: the config's output.dir)")
     s.add_argument("--fresh", action="store_true", help="overwrite a folder holding another config's results")
     s.add_argument("--seeds", type=int, default=None, help="override sweep.seeds")
-    s.add_argument("--chunk", type=int, default=None, help="override output.chunk (seeds per chunk)")
+    s.add_argument("--chunk", type=int, default=None,
+                   help="override output.chunk (seeds per chunk; rounded up, with a note, to a multiple of the "
+                        "seeds computed together)")
+    s.add_argument("--stall-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="end with an error (exit 3) naming the program and chunk when a chunk runs longer than "
+                        "this without progress (on the CPU: with the process idle); default: a limit derived "
+                        "from the chunks already done and the compile time; 0: wait forever")
     s.add_argument("--no-plots", action="store_true", help="skip the figures")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",

@@ -907,7 +907,7 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
                                                       config.output.memory_budget_mb)
             chunks = cp.chunks(todo[program.id])
             work += [(program, i + 1, len(chunks), seeds) for i, seeds in enumerate(chunks)]
-        for note in _chunk_notes(config, chunk_plans):
+        for note in _chunk_notes(config, chunk_plans) if work else []:
             say(note)
         timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
         finished: dict[str, list[float]] = {}

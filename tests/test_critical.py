@@ -222,3 +222,25 @@ def test_the_error_says_why():
                        r"\(2, 0\)"):
         theory.critical("relu", 0.1)
     assert issubclass(theory.NoEdgeOfChaos, ValueError)
+
+
+@pytest.mark.parametrize("argv", [["gelu", "--bias-variance", "0.5"], ["elu"], ["selu"], ["tanh", "--bias-variance", "0.05"],
+                                  ["sigmoid", "--bias-variance", "0.1"]])
+def test_cli_prints_a_critical_point_that_is_critical(capsys, argv):
+    from jaxinit import cli
+
+    assert cli.main(["theory", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "chi_1 = 1  " in out and "phase: critical" in out and "xi_c = inf" in out
+
+
+def test_cli_says_when_there_is_no_edge_of_chaos(capsys):
+    from jaxinit import cli
+
+    assert cli.main(["theory", "gelu", "--bias-variance", "0.1"]) == 1  # was "2.07668" then "phase: ordered"
+    out = capsys.readouterr().out
+    assert "critical sigma_w^2 (chi_1 = 1, edge of chaos): none: no weight_variance puts activation 'gelu'" in out
+    assert "phase:" not in out
+    assert cli.main(["theory", "relu", "--bias-variance", "0.1", "--weight-variance", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "none: " in out and "q* = 0.4  c* = 1  chi_1 = 0.75" in out and "phase: ordered" in out

@@ -58,7 +58,7 @@ from jaxinit.results import FIGURES_DIR, Results, _atomic_write, load
 
 __all__ = [
     "DPI", "FIGURE_FILES", "MAX_CURVES", "FigureWarning", "correlation_figure", "critical_line",
-    "dead_saturated_figure", "gradient_figure", "jacobian_msv_figure", "phase_figures", "phase_table",
+    "dead_saturated_figure", "gradient_figure", "jacobian_msv_figure", "phase_blanks", "phase_figures", "phase_table",
     "seed_stats", "spectrum_figure", "theory_overlay", "variance_figure", "write_all",
 ]
 
@@ -520,6 +520,65 @@ def phase_table(results: Results | str | os.PathLike, program: str | int | None 
     return wv, bv, table
 
 
+BLANK_NONE, BLANK_ZERO, BLANK_OVERFLOW, BLANK_MIXED = 0, 1, 2, 3
+_BLANK_LABEL = {
+    BLANK_ZERO: "no value: the signal is 0 (q = 0 or a zero gradient: exact zeros, or underflow below the "
+                "dtype's smallest normal)",
+    BLANK_OVERFLOW: "no value: overflow (inf or NaN)",
+    BLANK_MIXED: "no value: overflow in some seeds, a zero signal in the others",
+}
+_BLANK_STYLE = {
+    BLANK_ZERO: {"facecolor": "white", "edgecolor": "0.35", "hatch": "////"},
+    BLANK_OVERFLOW: {"color": "0.75"},  # the colormaps' "bad" colour: masked cells show it
+    BLANK_MIXED: {"color": "0.45"},
+}
+
+
+def phase_blanks(results: Results | str | os.PathLike, program: str | int | None = None,
+                 quantity: str = "final_correlation") -> np.ndarray:
+    r"""Why cells of :func:`phase_table` have no value: ``(n_initializers, n_wv, n_bv)`` ints.
+
+    ``BLANK_NONE`` (0): the cell has a value (or the grid has no such point); ``BLANK_ZERO`` (1):
+    every seed's signal is 0 where the quantity divides by it or takes its log (the final
+    :math:`q_L` for the correlation, :math:`q_1` or :math:`q_L` for the q ratio, the first or last
+    layer's gradient norm for the gradient ratio): exact zeros (zero weights and
+    :math:`\sigma_b^2 = 0`) or underflow; ``BLANK_OVERFLOW`` (2): every seed overflowed (the
+    engine's ``first_nonfinite_layer``, or a non-finite value); ``BLANK_MIXED`` (3): both, in
+    different seeds (or neither explains it).
+    """
+    res = _as_results(results)
+    wv, bv, table = phase_table(res, program, quantity)
+    p = _program_index(res, program)
+    stat = {"final_correlation": "correlation", "gradient_ratio": "grad_w_norm", "q_ratio": "q"}[quantity]
+    values = res.get(stat, p).astype(np.float64)  # (init, grid, seed, layer)
+    n_init, n_grid, n_seeds = values.shape[:3]
+    out = np.full(table.shape, BLANK_NONE, dtype=np.int64)
+    if values.shape[-1] == 0:
+        return out
+    if quantity == "final_correlation":
+        signal = res.get("q", p)[..., -1:].astype(np.float64) if "q" in res.arrays else values[..., -1:]
+    else:
+        signal = values[..., [0, -1]]
+    with np.errstate(all="ignore"):
+        zero = np.any(signal == 0, axis=-1)  # (init, grid, seed)
+        over = ~np.all(np.isfinite(signal), axis=-1)
+        if quantity != "final_correlation":
+            over |= ~np.all(np.isfinite(values[..., [0, -1]]), axis=-1)
+    if "first_nonfinite_layer" in res.arrays:
+        over |= res.get("first_nonfinite_layer", p) >= 0
+    zero &= ~over
+    for g, point in enumerate(res.coords["grid_point"]):
+        a = int(np.searchsorted(wv, point["weight_variance"]))
+        b = int(np.searchsorted(bv, point["bias_variance"]))
+        for i in range(n_init):
+            if np.isfinite(table[i, a, b]):
+                continue
+            n_zero, n_over = int(zero[i, g].sum()), int(over[i, g].sum())
+            out[i, a, b] = (BLANK_ZERO if n_zero == n_seeds else BLANK_OVERFLOW if n_over == n_seeds
+                            else BLANK_MIXED)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Drawing helpers
 # ---------------------------------------------------------------------------------------------
@@ -662,12 +721,40 @@ def _wrap(line: str, width: int) -> str:
     return "\n".join(out)
 
 
+_LEGEND_LABEL_CHARS = 64  # longer legend labels are wrapped (math counts at about half its source)
+
+
 def _legend(fig, handles: list, note: str = "") -> None:
+    """The figure's legend below the panels, measured so that it fits the canvas.
+
+    Long labels are wrapped; the legend takes as many columns as fit the figure's width (at least
+    two for more than six entries, widening the figure if need be), and the figure grows in height
+    by what the legend's rows take, so the panels keep their size and nothing runs off the canvas.
+    """
     if not handles:
         return
-    ncol = _legend_columns(fig.get_figwidth(), len(handles))
-    fig.legend(handles=handles, loc="outside lower center", ncols=ncol, fontsize=8, frameon=False,
-                        title=note or None, title_fontsize=8)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for h in handles:
+        h.set_label(_wrap(h.get_label(), _LEGEND_LABEL_CHARS))
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    base_height = fig.get_figheight()
+    ncol = min(len(handles), max(_legend_columns(fig.get_figwidth(), len(handles)), 2 if len(handles) > 6 else 1))
+    while True:
+        legend = fig.legend(handles=handles, loc="outside lower center", ncols=ncol, fontsize=8, frameon=False,
+                            title=note or None, title_fontsize=8)
+        box = legend.get_window_extent(renderer)
+        width_in, height_in = box.width / fig.dpi, box.height / fig.dpi
+        if width_in <= fig.get_figwidth() - 0.2 or ncol <= (2 if len(handles) > 6 else 1):
+            break
+        legend.remove()
+        ncol -= 1
+    if width_in > fig.get_figwidth() - 0.2:
+        fig.set_figwidth(width_in + 0.3)
+    # _new_figure left 0.2 in per legend row it expected; give the legend what it measures.
+    expected = 0.2 * -(-len(handles) // _legend_columns(fig.get_figwidth(), len(handles)))
+    fig.set_figheight(base_height + max(0.0, height_in + 0.15 - expected))
 
 
 def _style_handles(n_seeds_text: str, theory: bool, overflow: bool, underflow: bool) -> list:
@@ -702,7 +789,11 @@ def _no_data(ax, res: Results, p: int) -> None:
 
 
 def _no_value_reason(stat: str, overlay: dict[str, Any], curve: Curve) -> str:
-    """Why an available overlay has no finite value for ``stat`` at any layer."""
+    """Why an available overlay has no finite (on a log panel: positive) value for ``stat`` at any layer."""
+    q = overlay["q"][curve.init, curve.grid]
+    if np.all(q == 0):
+        return ("the predicted signal is 0 at every layer (zero weights and sigma_b^2 = 0): nothing to draw "
+                "on a log scale, and no correlation between two zero vectors")
     if stat == "correlation" and overlay["c0"] is None:
         return "the inputs (digits) have no set pair correlation c_0 to start the correlation map from"
     if stat == "jacobian_msv":
@@ -753,8 +844,8 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
         data_vals += [med, lo, hi]
         if overlay is not None and overlay["available"][curve.init, curve.grid]:
             th = overlay[panel.theory][curve.init, curve.grid]
-            if np.isfinite(th).any():
-                shown = np.where(th > 0, th, np.nan) if panel.log else th
+            shown = np.where(th > 0, th, np.nan) if panel.log else th
+            if np.isfinite(shown).any():
                 ax.plot(x, shown, color=curve.color, lw=1.2, ls="--", alpha=0.9)
                 theory_vals.append(shown)
                 drew_theory = True
@@ -961,14 +1052,19 @@ def spectrum_figure(results):
                 if n_all == 0:
                     notes.append(f"{curve.label}: no finite values ({res.programs[p]})")
                     continue
-                label = rf"{curve.label}: mean $\sigma^2$={msv:.3g}"
+                # The colour names the curve (figure legend); the panel's legend gives its numbers.
+                label = rf"mean $\sigma^2$={msv:.3g}"
+                if len(ctx.curves) <= 3:
+                    label = f"{curve.label}: {label}"
                 if n_zero:
-                    label += f", {100 * n_zero / n_all:.0f}% numerically 0"
+                    label += f", {100 * n_zero / n_all:.0f}% ≈ 0"
                 ax.hist(v, bins=bins, weights=np.full(v.size, 1.0 / n_all), histtype="step", lw=1.6,
                         color=curve.color, label=label)
             if log_x:
                 ax.set_xscale("log")
-            ax.legend(fontsize=7, frameon=False, loc="upper left")
+            ax.legend(fontsize=6.5 if len(ctx.curves) > 3 else 7, frameon=False, loc="best",
+                      ncols=2 if len(ctx.curves) > 5 else 1, title=r"mean $\sigma^2$ (≈ 0: numerically zero)",
+                      title_fontsize=6.5)
         prog = res.coords["program"][p]
         ax.set_title(_program_title(res, p), fontsize=10)
         ax.set_xlabel(rf"singular value $\sigma$ of $\partial h^{{{prog['depth']}}}/\partial x$"
@@ -999,7 +1095,7 @@ def phase_figures(results) -> dict[str, Any]:
     Returns ``{program id: Figure}`` (empty when the grid does not vary both variances).
     """
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
 
     ctx = _context(results)
     res = ctx.results
@@ -1035,7 +1131,8 @@ def phase_figures(results) -> dict[str, Any]:
                 warnings.warn(f"{figure_name}: no critical line drawn: the mean-field theory finds no "
                               f"critical sigma_w^2 for {act} at any sigma_b^2 in [{bv[0]:g}, {bv[-1]:g}]",
                               FigureWarning, stacklevel=2)
-        fig, axes = _new_figure(len(labels), len(quantities), 2)
+        fig, axes = _new_figure(len(labels), len(quantities), 4)
+        blanks_seen: set[int] = set()
         for i, label in enumerate(labels):
             for k, qn in enumerate(quantities):
                 ax = axes[i][k]
@@ -1056,6 +1153,14 @@ def phase_figures(results) -> dict[str, Any]:
                                      vmin=vmin, vmax=vmax, shading="flat")
                 cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
                 cbar.ax.tick_params(labelsize=7)
+                causes = phase_blanks(res, p, qn)[i]
+                for code in (BLANK_ZERO, BLANK_MIXED):
+                    style = _BLANK_STYLE[code]
+                    for a, b in zip(*np.nonzero(causes == code), strict=True):
+                        x0, x1 = _edges(wv)[a], _edges(wv)[a + 1]
+                        y0, y1 = _edges(bv)[b], _edges(bv)[b + 1]
+                        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, lw=0, **style))
+                blanks_seen.update(int(c) for c in np.unique(causes) if c != BLANK_NONE)
                 if line is not None and line[0].size:
                     ax.plot(line[0], line[1], color="black", lw=1.8, ls="--")
                 ax.set_xlim(_edges(wv)[0], _edges(wv)[-1])
@@ -1067,7 +1172,7 @@ def phase_figures(results) -> dict[str, Any]:
         prog = res.coords["program"][p]
         _suptitle(fig, f"Order/chaos phase diagram: {prog['activation']}, depth {prog['depth']}, width "
                      f"{prog['width']}, median over {_seeds_text(res)}\n{_input_text(res)}")
-        handles = [Patch(color="0.75", label="no finite value (overflow)")]
+        handles = [Patch(label=_BLANK_LABEL[code], **_BLANK_STYLE[code]) for code in sorted(blanks_seen)]
         if line is not None and line[0].size:
             handles.insert(0, Line2D([], [], color="black", lw=1.8, ls="--",
                                      label=r"critical line $\chi_1 = 1$ (mean-field theory)"))

@@ -2,10 +2,11 @@
 
 Run:  .venv/bin/python experiments/jax_failures.py      (~20 s on 2 CPU cores)
 
-Prints one line per claim of docs/README_issue3.md ("Where jaxinit differs from
-jax.nn.initializers and why"), with JAX's figure beside jaxinit's on the same key, so the
-table can be re-measured on any JAX version. Runs on CPU with 4 fake devices (set below,
-before JAX starts) so the ``out_sharding`` rows have a mesh to shard over.
+Prints one line per claim of the README's section "Where jaxinit differs from
+jax.nn.initializers and why" (README.md), with JAX's figure beside jaxinit's on the same key, so
+the table can be re-measured on any JAX version. The test suite pins jaxinit's column only; JAX's
+column is this script's to report (tests/test_low_precision.py, tests/test_protocol.py). Runs on
+CPU with 4 fake devices (set below, before JAX starts) so the ``out_sharding`` rows have a mesh.
 """
 
 from __future__ import annotations
@@ -159,11 +160,11 @@ def sharding() -> None:
 
 
 def zero_size() -> None:
-    for name, theirs, ours in [("he_normal (0, 16)", JNN.he_normal(), jaxinit.he_normal()),
-                               ("glorot_uniform (16, 0)", JNN.glorot_uniform(), jaxinit.glorot_uniform())]:
-        shape = (0, 16) if "(0, 16)" in name else (16, 0)
-        figures = [str(attempt(lambda i=init, shape=shape: i(KEY, shape).shape)) for init in (theirs, ours)]
-        row(name, *figures)
+    for name in ("he_normal", "glorot_uniform", "lecun_normal"):
+        for shape in ((0, 16), (16, 0), (3, 3, 0, 8)):
+            figures = [str(attempt(lambda i=init, shape=shape: i(KEY, shape).shape))
+                       for init in (getattr(JNN, name)(), getattr(jaxinit, name)())]
+            row(f"{name} {shape}", *figures)
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ target law *after rounding*: where the catalog knows an entry's exact CDF, the l
 value is computed exactly, cell by cell over every value the dtype can represent, and the sample's
 variance, mean, zero count and tail counts are compared with it using binomial/sample-moment
 standard errors (z = 6). Entries without a closed-form law get the worst-case rounding bound
-from the dtype's epsilon. The measured failures of ``jax.nn.initializers`` are regression tests.
+from the dtype's epsilon. Where ``jax.nn.initializers`` misses its target, jaxinit's result is pinned
+here and JAX's is measured by ``experiments/jax_failures.py``, not asserted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from catalog_cases import CASES
 from helpers import Z, mean_tolerance, spec_id, variance_tolerance
 
 DTYPES = [jnp.bfloat16, jnp.float16, jnp.float8_e4m3fn, jnp.float8_e5m2, jnp.float32]
-JNN = jax.nn.initializers
 N_TARGET = 1 << 16  # ~64k entries per draw
 
 
@@ -160,31 +160,39 @@ def test_low_precision_is_the_float32_sample_rounded_once_and_hits_the_rounded_t
             assert extra <= bound + Z * math.sqrt(max(bound, 1 / n) / n)
 
 
-# -- the measured failures of jax.nn.initializers ---------------------------------------------
+# -- the cases where jax.nn.initializers misses its target -------------------------------------------
+# What jaxinit does is pinned here; what JAX does (128 bfloat16 values, no tails beyond 2.89 sigma,
+# all-zero or all-NaN float8, std 0.176 for 0.02, e5m2 variance 0.77..1.24 of the target) is measured
+# by experiments/jax_failures.py and reported in the README, not asserted: it may change any release.
 BF16_NORMALS = {
-    "he_normal": (JNN.he_normal(), jaxinit.he_normal()),
-    "normal": (JNN.normal(1.0), jaxinit.normal(1.0)),
-    "truncated_normal": (JNN.truncated_normal(1.0), jaxinit.truncated_normal(1.0)),
+    "he_normal": jaxinit.he_normal(),
+    "normal": jaxinit.normal(1.0),
+    "truncated_normal": jaxinit.truncated_normal(1.0),
 }
+
+
+def distinct_values_ok(x: np.ndarray, law: RoundedLaw) -> bool:
+    """The number of distinct values in ``x`` against its expectation under ``law``:
+    E = sum_i 1 - (1 - p_i)^n, within Z standard errors (the indicators' variances summed; their
+    covariances are negative, so this overstates the spread)."""
+    miss = (1 - law.probs) ** x.size
+    expected, sd = float(np.sum(1 - miss)), math.sqrt(float(np.sum(miss * (1 - miss))))
+    return abs(np.unique(x).size - expected) <= Z * sd + 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(BF16_NORMALS))
-def test_bfloat16_normals_regression_more_than_128_values(name, key):
-    theirs, ours = BF16_NORMALS[name]
-    shape = (512, 512)
-    # JAX draws bfloat16 normals from a bfloat16 uniform: 128 distinct values.
-    assert np.unique(as64(theirs(key, shape, jnp.bfloat16))).size <= 128
-    x = as64(ours(key, shape, jnp.bfloat16))
-    assert np.unique(x).size > 1500
+def test_bfloat16_normals_take_every_value_of_the_rounded_law(name, key):
+    init, shape = BF16_NORMALS[name], (512, 512)
+    x = as64(init(key, shape, jnp.bfloat16))
+    law = RoundedLaw(exact_cdf(init, shape), jnp.bfloat16)
+    assert distinct_values_ok(x, law), (np.unique(x).size, name)  # ~2,000 values; a bfloat16 uniform gives 128
 
 
 @pytest.mark.slow
-def test_bfloat16_normal_regression_tails_beyond_2_89_sigma(key):
-    theirs, ours = BF16_NORMALS["normal"]
+def test_bfloat16_normal_reaches_the_tails(key):
     shape = (512, 512)
-    assert np.abs(as64(theirs(key, shape, jnp.bfloat16))).max() < 2.9
-    x = np.abs(as64(ours(key, shape, jnp.bfloat16)))
+    x = np.abs(as64(BF16_NORMALS["normal"](key, shape, jnp.bfloat16)))
     # P(max |z| < 4 in 262144 draws) = (1 - 6.3e-5)^262144 ~ 6e-8; and the count beyond 3.5 sigma
     # matches the rounded law.
     assert x.max() >= 4.0
@@ -193,25 +201,20 @@ def test_bfloat16_normal_regression_tails_beyond_2_89_sigma(key):
     assert binomial_ok(int(np.sum(x >= 3.5)), x.size, law.prob(beyond))
 
 
-def test_float8_e4m3fn_regression_no_all_zeros_no_nan(key):
+@pytest.mark.parametrize("init, shape", [(jaxinit.glorot_uniform(), (1024, 1024)), (jaxinit.he_normal(), (256, 256)),
+                                         (jaxinit.truncated_normal(0.05), (256, 256))],
+                         ids=["glorot_uniform", "he_normal", "truncated_normal"])
+def test_float8_e4m3fn_follows_the_rounded_law(init, shape, key):
     e4m3 = jnp.float8_e4m3fn
-    theirs = as64(JNN.glorot_uniform()(key, (1024, 1024), e4m3))
-    assert np.all(theirs == 0)  # JAX: every entry zero
-    ours = as64(jaxinit.glorot_uniform()(key, (1024, 1024), e4m3))
-    law = RoundedLaw(exact_cdf(jaxinit.glorot_uniform(), (1024, 1024)), e4m3)
-    assert binomial_ok(int(np.sum(ours == 0)), ours.size, law.prob(law.values == 0))  # ~1.8%
+    ours = as64(init(key, shape, e4m3))
+    assert np.all(np.isfinite(ours))
+    law = RoundedLaw(exact_cdf(init, shape), e4m3)
+    assert binomial_ok(int(np.sum(ours == 0)), ours.size, law.prob(law.values == 0))  # glorot (1024, 1024): ~1.8%
     assert abs(ours.var() - law.variance()) <= variance_tolerance(ours)
-    for theirs_init, ours_init in [(JNN.he_normal(), jaxinit.he_normal()),
-                                   (JNN.truncated_normal(0.05), jaxinit.truncated_normal(0.05))]:
-        assert np.all(np.isnan(as64(theirs_init(key, (256, 256), e4m3))))  # JAX: every entry NaN
-        w = as64(ours_init(key, (256, 256), e4m3))
-        assert np.all(np.isfinite(w)) and np.mean(w == 0) < 0.05
 
 
-def test_bfloat16_wide_truncated_normal_regression_std_0_02_not_0_18(key):
+def test_bfloat16_wide_truncated_normal_has_std_0_02(key):
     shape = (256, 256)
-    theirs = as64(JNN.truncated_normal(0.02, lower=-100.0, upper=100.0)(key, shape, jnp.bfloat16))
-    assert theirs.std() > 0.1  # 0.176 measured: erfinv of a bfloat16 uniform hits +-1
     init = jaxinit.truncated_normal(0.02, lower=-100.0, upper=100.0)
     ours = as64(init(key, shape, jnp.bfloat16))
     law = RoundedLaw(exact_cdf(init, shape), jnp.bfloat16)
@@ -220,9 +223,8 @@ def test_bfloat16_wide_truncated_normal_regression_std_0_02_not_0_18(key):
 
 
 @pytest.mark.parametrize("shape", [(256, 256), (3, 3, 64, 64)])
-def test_float8_e5m2_regression_variance_on_target(shape, key):
+def test_float8_e5m2_variance_on_target(shape, key):
     e5m2 = jnp.float8_e5m2
-    worst_jax = 0.0
     for name in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal"):
         init = jaxinit.get(name)
         law = RoundedLaw(exact_cdf(init, shape), e5m2)
@@ -230,6 +232,3 @@ def test_float8_e5m2_regression_variance_on_target(shape, key):
         assert abs(ours.var() - law.variance()) <= variance_tolerance(ours), name
         # Rounding to e5m2's 2 mantissa bits itself moves the variance by at most ~1.5% here.
         assert law.variance() == pytest.approx(init.variance(shape), rel=0.02)
-        theirs = as64(getattr(JNN, name)()(key, shape, e5m2))
-        worst_jax = max(worst_jax, abs(theirs.var() / law.variance() - 1))
-    assert worst_jax > 0.1  # JAX: 0.77 .. 1.24 of the target (experiments/jax_failures.py)

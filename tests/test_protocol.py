@@ -114,23 +114,68 @@ def test_single_device_sharding_is_accepted(key):
 ZERO_SHAPES = [(0, 16), (16, 0), (3, 3, 0, 8), (0,)]
 
 
+def _outcome(fn):
+    try:
+        return fn()
+    except (ValueError, TypeError) as err:
+        return type(err)
+
+
 @pytest.mark.parametrize("spec, shape2d, conv", CASES, ids=IDS)
-def test_zero_size_shapes_give_empty_arrays(spec, shape2d, conv, key):
+def test_zero_size_shapes_are_validated_as_nonzero_ones(spec, shape2d, conv, key):
+    # A zero-size request gives an empty array exactly when the same request with the zeros
+    # replaced by 48 (divisible by any groups used here) is accepted, else the same error type.
     init = jaxinit.get(spec)
     jitted = jax.jit(init, static_argnums=(1, 2))
     for shape in ZERO_SHAPES:
+        full = tuple(d or 48 for d in shape)
+        expected = _outcome(lambda: init(key, full, jnp.float32))  # noqa: B023
         for dtype in (jnp.float32, jnp.bfloat16):
-            for out in (init(key, shape, dtype), jitted(key, shape, dtype)):
-                assert out.shape == shape and out.dtype == dtype
+            for call in (init, jitted):
+                out = _outcome(lambda: call(key, shape, dtype))  # noqa: B023
+                if isinstance(expected, type):
+                    assert out is expected, (shape, out, expected)
+                else:
+                    assert out.shape == shape and out.dtype == dtype
+
+
+@pytest.mark.parametrize("init, shape", [
+    (jaxinit.he_normal(), (0,)),
+    (jaxinit.he_normal(layout="OIHW"), (0, 3)),
+    (jaxinit.lecun_uniform(groups=3), (3, 3, 0, 4)),
+    (jaxinit.identity(), (0, 3, 3)),
+    (jaxinit.orthogonal(column_axis=5), (0, 3)),
+    (jaxinit.sparse(0.5), (0, 3, 1)),
+    (jaxinit.dirac(groups=2), (3, 3, 0, 5)),
+    (jaxinit.low_rank(2, "he_normal"), (0,)),
+])
+def test_zero_size_shapes_do_not_skip_shape_checks(init, shape, key):
+    with pytest.raises(ValueError, match=r"shape"):
+        init(key, shape, jnp.float32)
+
+
+@pytest.mark.parametrize("spec, shape2d, conv", CASES, ids=IDS)
+def test_zero_size_shapes_do_not_skip_the_key_check(spec, shape2d, conv, key):
+    init = jaxinit.get(spec)
+    batch = jax.random.split(key, 2)
+    if init.random:
+        for shape in ((0, shape2d[1]), shape2d):
+            with pytest.raises(ValueError, match=r"accepts a single key"):
+                init(batch, shape, jnp.float32)
+        with pytest.raises(TypeError, match=r"PRNG key"):
+            init(jnp.zeros((3,), jnp.uint32), (0, shape2d[1]), jnp.float32)
+    else:  # deterministic entries ignore the key, as jax.nn.initializers.zeros does
+        assert init(None, (0, shape2d[1]), jnp.float32).shape == (0, shape2d[1])
 
 
 @pytest.mark.parametrize("name", ["he_normal", "glorot_uniform", "lecun_normal"])
 @pytest.mark.parametrize("shape", [(0, 16), (16, 0), (3, 3, 0, 8)])
-def test_zero_size_regression_jax_raises_zero_division(name, shape, key):
-    with pytest.raises(ZeroDivisionError):
-        getattr(jax.nn.initializers, name)()(key, shape, jnp.float32)
+def test_zero_size_shapes_give_empty_arrays(name, shape, key):
+    # jax 0.10.2's initializers raise ZeroDivisionError here (a zero fan): measured by
+    # experiments/jax_failures.py, not asserted, since a JAX release may change it.
     out = getattr(jaxinit, name)()(key, shape, jnp.float32)
-    assert out.shape == shape and out.dtype == jnp.float32
+    assert out.shape == shape and out.dtype == jnp.float32 and out.size == 0
+    assert jax.jit(getattr(jaxinit, name)(), static_argnums=(1, 2))(key, shape, jnp.float32).shape == shape
 
 
 # -- Flax -----------------------------------------------------------------------------------

@@ -1,6 +1,26 @@
-"""Verdicts on a finished sweep: does the signal stay, vanish or explode through depth?
+r"""Verdicts on a finished sweep: does the signal vanish, converge to a fixed point or explode?
 
 Pure functions of :class:`jaxinit.results.Results`; the CLI prints what they return.
+
+A verdict reads the per-layer *trend*, not one end-to-start ratio:
+
+* the forward signal: per seed, the least-squares slope of :math:`\log q_l` over the last half of
+  the layers (the median over seeds, as a per-layer factor ``q_rate``). ``vanishing`` when
+  :math:`q \to 0` (underflow, an exact 0, or ``q_rate`` below :math:`e^{-\tau}`), ``exploding``
+  when it grows (``q_rate`` above :math:`e^{\tau}`, or overflow), ``converging`` when it settles
+  (:math:`q \to q^* > 0`; the value reached is shown). :math:`\tau = 6 / \mathrm{width}`:
+  at finite width :math:`\log q` takes a random step per layer of variance about
+  :math:`7/\mathrm{width}` (ReLU, one input: :math:`2/\mathrm{width}` from the new weights,
+  :math:`5/\mathrm{width}` from :math:`\mathrm{Var}[\phi(h)^2]`), so its median drifts by about
+  :math:`-3.5/\mathrm{width}` per layer even where :math:`E[q_l]` is constant (He-initialised ReLU);
+  :math:`\tau` leaves that drift a margin of 1.7.
+* the gradients: the same fit of :math:`\log \|\partial L/\partial W_l\|` over all layers, as a
+  factor per layer toward the input (``grad_rate``); they ``shrink`` or ``grow toward the input``
+  beyond the same :math:`\tau`. A gradient that underflowed (``first_grad_underflow_layer``) or
+  whose first/last ratio is 0 *vanishes*; a non-finite one is *not finite*: neither is ever flat.
+* the theory, where it applies (a plain MLP whose :math:`\sigma_w^2, \sigma_b^2` are known,
+  :func:`jaxinit.plots.theory_overlay`): the phase of :func:`jaxinit.theory.phase` and
+  :math:`q^*` (from the network's :math:`q_1`) are shown beside the measured verdict.
 """
 
 from __future__ import annotations
@@ -11,8 +31,13 @@ import warnings
 
 import numpy as np
 
-# The whole-depth factor of q within which a run counts as stable.
-STABLE_FACTOR = 4.0
+# |log(per-layer factor)| within FLAT_PER_WIDTH / width counts as no trend (finite-width noise).
+FLAT_PER_WIDTH = 6.0
+
+
+def flat_tolerance(width: int | None) -> float:
+    r""":math:`\tau`: the per-layer :math:`|\log|` change that counts as flat at this width."""
+    return FLAT_PER_WIDTH / width if width else FLAT_PER_WIDTH / 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +48,7 @@ class Verdict:
     initializer: str
     grid: str
     q_ratio: float        # q at the last layer / q at the first layer
-    rate: float           # per-layer factor: q_ratio ** (1 / (depth - 1))
+    rate: float           # per-layer factor of q over the last half of the layers (fit of log q)
     grad_ratio: float     # grad_w_norm first layer / last layer (nan without gradient probes)
     # Layer fields are 0-based array indices (as stored); the verdict text names the layer l = index + 1,
     # as the figures' x axes do.
@@ -32,28 +57,105 @@ class Verdict:
     underflow_layer: int = -1  # median first layer whose q underflowed, over seeds where it did; -1 if none
     n_underflow: int = 0
     n_seeds: int = 0
+    q_last: float = math.nan   # median q at the last layer
+    grad_rate: float = math.nan  # per-layer factor of grad_w_norm toward the input (fit over all layers)
+    grad_underflow_layer: int = -1  # median first layer whose gradient underflowed; -1 if none did
+    n_grad_underflow: int = 0
+    has_gradients: bool = False
+    tolerance: float = 6.0 / 256  # tau: |log rate| within it is flat
+    theory: str | None = None  # "ordered, q* = 0.1" where the mean-field theory applies
 
     @property
-    def verdict(self) -> str:
-        """Forward signal (q) first, then the gradients when they change by more than the same factor."""
+    def forward(self) -> str:
+        """The forward signal's verdict: vanishing, converging or exploding (or overflow)."""
         if self.n_overflow:
             return f"overflow at layer {self.overflow_layer + 1}"
         if self.n_underflow:
-            forward = (f"vanishing (q underflows at layer {self.underflow_layer + 1}, "
-                       f"{self.n_underflow}/{self.n_seeds} seeds)")
-        elif not math.isfinite(self.q_ratio) or self.q_ratio == 0.0:
-            forward = "vanishing (to zero)"
-        elif self.q_ratio < 1 / STABLE_FACTOR:
-            forward = f"vanishing (x{self.rate:.3g}/layer)"
-        elif self.q_ratio > STABLE_FACTOR:
-            forward = f"exploding (x{self.rate:.3g}/layer)"
-        else:
-            forward = "stable"
-        if math.isfinite(self.grad_ratio) and self.grad_ratio > STABLE_FACTOR:
-            return f"{forward}; gradients grow toward the input (x{self.grad_ratio:.3g})"
-        if math.isfinite(self.grad_ratio) and 0 < self.grad_ratio < 1 / STABLE_FACTOR:
-            return f"{forward}; gradients shrink toward the input (x{self.grad_ratio:.3g})"
-        return forward
+            return (f"vanishing (q underflows at layer {self.underflow_layer + 1}, "
+                    f"{self.n_underflow}/{self.n_seeds} seeds)")
+        if not math.isfinite(self.q_ratio) or self.q_ratio == 0.0 or not self.q_last > 0.0:
+            return "vanishing (to zero)"
+        if not math.isfinite(self.rate):
+            return "vanishing (to zero)" if self.rate == 0.0 else "undetermined (no finite trend of q)"
+        if math.log(self.rate) < -self.tolerance:
+            return f"vanishing (x{self.rate:.3g}/layer)"
+        if math.log(self.rate) > self.tolerance:
+            return f"exploding (x{self.rate:.3g}/layer)"
+        return f"converging (q -> {self.q_last:.3g})"
+
+    @property
+    def gradients(self) -> str | None:
+        """The gradients' verdict, or ``None`` when they are flat or not measured."""
+        if self.n_grad_underflow:
+            return (f"gradients vanish (underflow at layer {self.grad_underflow_layer + 1}, "
+                    f"{self.n_grad_underflow}/{self.n_seeds} seeds)")
+        if not self.has_gradients:
+            return None
+        if self.grad_ratio == 0.0 or self.grad_rate == 0.0:
+            return "gradients vanish toward the input (to zero)"
+        if not (math.isfinite(self.grad_ratio) and math.isfinite(self.grad_rate) and self.grad_rate > 0):
+            return "gradients not finite"
+        if math.log(self.grad_rate) < -self.tolerance:
+            return f"gradients shrink toward the input (x{self.grad_rate:.3g}/layer, x{self.grad_ratio:.3g} in all)"
+        if math.log(self.grad_rate) > self.tolerance:
+            return f"gradients grow toward the input (x{self.grad_rate:.3g}/layer, x{self.grad_ratio:.3g} in all)"
+        return None
+
+    @property
+    def verdict(self) -> str:
+        """Forward signal, then the gradients when they trend, then the theory's phase."""
+        text = self.forward
+        if not self.n_overflow and (grads := self.gradients):
+            text = f"{text}; {grads}"
+        if self.theory:
+            text = f"{text} [theory: {self.theory}]"
+        return text
+
+
+def _log_slopes(values: np.ndarray, layers: slice) -> np.ndarray:
+    """Per seed (leading axes), the least-squares slope of log(values) over ``layers``; NaN where a
+    value there is not positive and finite, or fewer than 2 layers."""
+    v = values[..., layers]
+    n = v.shape[-1]
+    if n < 2:
+        return np.full(v.shape[:-1], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(np.where((v > 0) & np.isfinite(v), v, np.nan))
+    x = np.arange(n) - (n - 1) / 2
+    return np.sum(y * x, axis=-1) / np.sum(x * x)
+
+
+def _median(x: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: reported as nan
+        return float(np.nanmedian(x)) if x.size else math.nan
+
+
+def _theory_texts(results, program: str) -> dict[tuple[int, int], str]:
+    """``{(i, g): "phase, q* = ..."}`` where the mean-field theory applies to the row."""
+    from jaxinit import theory
+    try:
+        from jaxinit.plots import theory_overlay
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            overlay = theory_overlay(results, program)
+    except Exception:  # no config, or a network theory does not describe: measured verdicts only
+        return {}
+    out = {}
+    act = overlay.get("activation")
+    for (i, g), ok in np.ndenumerate(overlay["available"]):
+        if not ok:
+            continue
+        sw, sb = float(overlay["weight_variance"][i, g]), float(overlay["bias_variance"][i, g])
+        q1 = float(overlay["q"][i, g, 0])
+        try:
+            ph = theory.phase(act, sw, sb)
+            qs = theory.q_star(act, sw, sb, q0=q1)
+        except (ValueError, TypeError, ArithmeticError):
+            continue
+        out[(i, g)] = f"{ph}, q* = {qs:.3g}"
+    return out
 
 
 def verdicts(results) -> list[Verdict]:
@@ -61,27 +163,42 @@ def verdicts(results) -> list[Verdict]:
     out = []
     labels = results.coords["initializer"]
     points = results.coords["grid_point"]
-    for program in results.programs:
+    for p, program in enumerate(results.programs):
         q = results.get("q", program)
         grad = results.get("grad_w_norm", program) if "grad_w_norm" in results.arrays else None
         bad = results.get("first_nonfinite_layer", program)
         under = results.get("first_underflow_layer", program) if "first_underflow_layer" in results.arrays else None
+        grad_under = (results.get("first_grad_underflow_layer", program)
+                      if "first_grad_underflow_layer" in results.arrays else None)
         depth = q.shape[-1]
+        width = results.coords["program"][p].get("width")
+        tol = flat_tolerance(int(width) if width else None)
+        q_slopes = _log_slopes(q, slice(depth // 2 if depth >= 4 else 0, depth))
+        grad_slopes = _log_slopes(grad, slice(0, grad.shape[-1])) if grad is not None else None
+        theory_texts = _theory_texts(results, program) if results.meta.get("config", {}).get(
+            "probes", {}).get("theory", True) else {}
         for i, label in enumerate(labels):
             for g, point in enumerate(points):
-                with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN seeds: reported as nan
-                    ratio = float(np.nanmedian(q[i, g, :, -1] / q[i, g, :, 0])) if depth else math.nan
-                    grad_ratio = (float(np.nanmedian(grad[i, g, :, 0] / grad[i, g, :, -1]))
-                                  if grad is not None else math.nan)
-                rate = ratio ** (1.0 / (depth - 1)) if depth > 1 and ratio > 0 else math.nan
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = _median(q[i, g, :, -1] / q[i, g, :, 0]) if depth else math.nan
+                    grad_ratio = _median(grad[i, g, :, 0] / grad[i, g, :, -1]) if grad is not None else math.nan
+                slope = _median(q_slopes[i, g])
+                # toward the input: grad_1 / grad_L = exp(-slope)^(L - 1)
+                grad_slope = _median(grad_slopes[i, g]) if grad_slopes is not None else math.nan
                 overflowed = bad[i, g][bad[i, g] >= 0]
                 underflowed = under[i, g][under[i, g] >= 0] if under is not None else np.zeros(0, int)
+                g_under = grad_under[i, g][grad_under[i, g] >= 0] if grad_under is not None else np.zeros(0, int)
                 out.append(Verdict(
                     program, str(label), ", ".join(f"{k}={v:g}" for k, v in point.items()) or "-",
-                    ratio, rate, grad_ratio, int(np.median(overflowed)) if overflowed.size else -1,
-                    int(overflowed.size), int(np.median(underflowed)) if underflowed.size else -1,
-                    int(underflowed.size), int(bad.shape[2])))
+                    ratio, math.exp(slope) if math.isfinite(slope) else math.nan, grad_ratio,
+                    int(np.median(overflowed)) if overflowed.size else -1, int(overflowed.size),
+                    int(np.median(underflowed)) if underflowed.size else -1, int(underflowed.size),
+                    int(bad.shape[2]), q_last=_median(q[i, g, :, -1]) if depth else math.nan,
+                    grad_rate=math.exp(-grad_slope) if math.isfinite(grad_slope) else (
+                        0.0 if grad is not None and grad_ratio == 0.0 else math.nan),
+                    grad_underflow_layer=int(np.median(g_under)) if g_under.size else -1,
+                    n_grad_underflow=int(g_under.size), has_gradients=grad is not None, tolerance=tol,
+                    theory=theory_texts.get((i, g))))
     return out
 
 

@@ -1,38 +1,139 @@
-"""The verdicts printed after a sweep."""
+"""The verdicts printed after a sweep: read from the per-layer trend, never "flat" for a zero or
+non-finite gradient, and beside the mean-field theory's phase where it applies (issue 11 item 4)."""
 
-from jaxinit.report import STABLE_FACTOR, Verdict
+from __future__ import annotations
 
+from pathlib import Path
 
-def verdict(q_ratio, grad_ratio=1.0, overflow=-1, n=0, depth=50):
-    rate = q_ratio ** (1 / (depth - 1)) if q_ratio > 0 else float("nan")
-    return Verdict("p", "init", "-", q_ratio, rate, grad_ratio, overflow, n).verdict
+import numpy as np
+import pytest
 
-
-def test_forward_verdicts_follow_the_whole_depth_factor():
-    assert verdict(1.0) == "stable"
-    assert verdict(STABLE_FACTOR * 0.99) == "stable"
-    assert verdict(0.5**49).startswith("vanishing (x0.5/layer)")
-    assert verdict(2.0**49).startswith("exploding (x2/layer)")
-    assert verdict(0.0) == "vanishing (to zero)"
+from jaxinit import config as config_lib
+from jaxinit import report, sweep
+from jaxinit.report import Verdict, _num
+from jaxinit.results import Results
 
 
-def test_gradients_and_overflow_are_reported():
-    assert verdict(1.0, grad_ratio=11.1) == "stable; gradients grow toward the input (x11.1)"
-    assert verdict(1.0, grad_ratio=0.1) == "stable; gradients shrink toward the input (x0.1)"
-    assert verdict(1.0, grad_ratio=float("nan")) == "stable"
-    assert verdict(1e30, overflow=7, n=3) == "overflow at layer 8"  # index 7 is layer l = 8, as in the figures
+def synthetic(q, grad=None, width=256, grad_underflow=None, underflow=None, nonfinite=None):
+    """A Results holding one program, one initializer, one grid point: q, grad of shape (seeds, depth)."""
+    q = np.asarray(q, np.float64)
+    seeds, depth = q.shape
+    arrays = {"q": q[None, None, None], "first_nonfinite_layer": np.full((1, 1, 1, seeds), -1, np.int32)}
+    if nonfinite is not None:
+        arrays["first_nonfinite_layer"][...] = nonfinite
+    if underflow is not None:
+        arrays["first_underflow_layer"] = np.full((1, 1, 1, seeds), underflow, np.int32)
+    if grad is not None:
+        arrays["grad_w_norm"] = np.asarray(grad, np.float64)[None, None, None]
+    if grad_underflow is not None:
+        arrays["first_grad_underflow_layer"] = np.full((1, 1, 1, seeds), grad_underflow, np.int32)
+    dims = {k: ("program", "initializer", "grid_point", "seed", "layer")[:v.ndim] for k, v in arrays.items()}
+    coords = {"program": [{"id": "p", "depth": depth, "width": width, "activation": "tanh"}],
+              "initializer": ["init"], "grid_point": [{}], "seed": list(range(seeds)), "layer": list(range(depth))}
+    extent = {k: {"p": list(v.shape[4:])} for k, v in arrays.items()}
+    return Results(Path("."), arrays, dims, coords, extent, {"config": {"probes": {"theory": False}}})
 
 
-def test_underflow_is_named_with_its_layer_and_seed_count():
+def one(results):
+    (v,) = report.verdicts(results)
+    return v
+
+
+def layers(depth=50):
+    return np.arange(depth, dtype=np.float64)
+
+
+def test_q_converging_to_a_positive_fixed_point_is_not_vanishing():
+    # q_l = q* + (q_1 - q*) 0.4^l: the end/start ratio is 0.18 (the old rule said "vanishing"),
+    # but q settles at q* = 0.1: the trend over the last layers is flat.
+    q = 0.1 + 0.45 * 0.4 ** layers()
+    v = one(synthetic(np.tile(q, (4, 1))))
+    assert v.q_ratio == pytest.approx(0.1 / 0.55, rel=1e-9)
+    assert v.verdict == "converging (q -> 0.1)"
+
+
+def test_q_decaying_or_growing_geometrically():
+    assert one(synthetic(np.tile(0.5 ** layers(), (4, 1)))).verdict == "vanishing (x0.5/layer)"
+    assert one(synthetic(np.tile(1.3 ** layers(), (4, 1)))).verdict == "exploding (x1.3/layer)"
+    # A slow power law (q* = 0 on the edge of chaos, q_l ~ 1/l) still vanishes: -1/l per layer at l ~ 40
+    assert one(synthetic(np.tile(1 / (1 + layers()), (4, 1)))).verdict.startswith("vanishing (x0.97")
+    zeros = np.tile(np.r_[1.0, np.zeros(49)], (4, 1))
+    assert one(synthetic(zeros)).verdict == "vanishing (to zero)"
+
+
+def test_zero_or_underflowed_or_non_finite_gradients_are_never_flat():
+    q = np.ones((4, 50))
+    grad = np.tile(np.r_[np.zeros(17), np.geomspace(1e-17, 1.0, 33)], (4, 1))  # issue 11: ratio exactly 0
+    v = one(synthetic(q, grad))
+    assert v.grad_ratio == 0.0
+    assert v.verdict == "converging (q -> 1); gradients vanish toward the input (to zero)"
+    v = one(synthetic(q, np.tile(np.geomspace(1e-30, 1.0, 50), (4, 1)), grad_underflow=16))
+    assert v.verdict == "converging (q -> 1); gradients vanish (underflow at layer 17, 4/4 seeds)"
+    v = one(synthetic(q, np.full((4, 50), np.nan)))
+    assert v.verdict == "converging (q -> 1); gradients not finite"
+
+
+def test_gradients_with_nearly_the_same_trend_get_the_same_verdict():
+    # issue 11: sigmoid LeCun (ratio 0.248) was "vanishing", He (0.267) "stable"; both shrink by
+    # ~2.7% per layer, beyond the finite-width tolerance 6/256 = 2.3%.
+    q = np.ones((4, 50))
+    for ratio in (0.248, 0.267):
+        grad = np.tile(ratio ** (1 - layers() / 49), (4, 1))
+        v = one(synthetic(q, grad))
+        assert v.grad_ratio == pytest.approx(ratio, rel=1e-9)
+        assert v.grad_rate == pytest.approx(ratio ** (1 / 49), rel=1e-9)
+        assert v.verdict == (f"converging (q -> 1); gradients shrink toward the input (x{ratio ** (1 / 49):.3g}/layer, "
+                             f"x{ratio:.3g} in all)")
+    grow = one(synthetic(q, np.tile(11.1 ** (1 - layers() / 49), (4, 1))))
+    assert "gradients grow toward the input (x1.05/layer, x11.1 in all)" in grow.verdict
+    flat = one(synthetic(q, np.tile(0.9 ** (1 - layers() / 49), (4, 1))))  # 0.2%/layer: within 6/256
+    assert flat.verdict == "converging (q -> 1)"
+
+
+def test_overflow_and_underflow_name_their_layer():
     v = Verdict("p", "normal(0.01)", "-", 0.0, float("nan"), float("nan"), -1, 0, underflow_layer=19, n_underflow=30,
                 n_seeds=32)
     assert v.verdict == "vanishing (q underflows at layer 20, 30/32 seeds)"
-    # Overflow wins: after it, nothing is measured.
     v = Verdict("p", "x", "-", float("nan"), float("nan"), 1.0, 4, 2, underflow_layer=9, n_underflow=1, n_seeds=2)
-    assert v.verdict == "overflow at layer 5"
+    assert v.verdict == "overflow at layer 5"  # overflow wins: after it, nothing is measured
 
 
 def test_run_table_prints_a_dash_for_a_ratio_it_did_not_measure():
-    from jaxinit.report import _num
-
     assert _num(float("nan")) == "-" and _num(float("inf")) == "inf" and _num(0.5) == "0.5"
+
+
+# -- real sweeps whose behaviour the theory fixes -----------------------------------------------------
+def _sweep(tmp_path, activation, initializers, grid=None, depth=30, width=128, seeds=8, name="out"):
+    data = config_lib.load("configs/quickstart.toml").to_dict()
+    data["network"].update(depth=depth, width=width, activation=activation, bias="zeros")
+    data["sweep"].update(initializers=initializers, seeds=seeds)
+    data["inputs"]["batch"] = 16
+    data["probes"].update(gradients=True, theory=True)
+    if grid:
+        data["grid"] = grid
+    data["output"] = {"dir": str(tmp_path / name), "chunk": 0}
+    return sweep.run(config_lib.from_dict(data, source="test"), progress=False)
+
+
+@pytest.mark.slow
+def test_verdicts_of_sweeps_the_theory_describes(tmp_path):
+    gaussian = {"name": "variance_scaling", "scale": 1.0, "mode": "fan_in", "distribution": "normal",
+                "label": "gaussian"}
+    # tanh, sigma_w^2 = 0.5, sigma_b^2 = 0.05: ordered, q -> q* ~ 0.1 > 0 (was "vanishing");
+    # sigma_w^2 = 4, sigma_b^2 = 0.05: chaotic, q -> q* ~ 2.5 (the gradients grow toward the input).
+    res = _sweep(tmp_path, "tanh", [gaussian], {"points": [{"weight_variance": 0.5, "bias_variance": 0.05},
+                                                          {"weight_variance": 4.0, "bias_variance": 0.05}]})
+    ordered, chaotic = report.verdicts(res)
+    assert ordered.forward.startswith("converging (q -> ")
+    assert "[theory: ordered, q* = 0.0876]" in ordered.verdict
+    # width 128: q at the fixed point is q* up to O(1/width) corrections and the seeds' spread
+    assert ordered.q_last == pytest.approx(0.0876, rel=0.1)
+    assert chaotic.forward.startswith("converging") and "[theory: chaotic" in chaotic.verdict
+    assert "gradients grow toward the input" in chaotic.verdict
+    # relu: He is critical (q flat), LeCun ordered (q halves per layer: q* = 0).
+    res = _sweep(tmp_path, "relu", ["he_normal", "lecun_normal"], name="relu")
+    he, lecun = report.verdicts(res)
+    assert he.forward.startswith("converging") and "[theory: critical" in he.verdict
+    assert lecun.forward.startswith("vanishing (x0.5") and "[theory: ordered, q* = 0]" in lecun.verdict
+    text = report.format_run(res)
+    assert "stable" not in text and "converging" in text

@@ -51,15 +51,53 @@ def threefry2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> 
     return x0, x1
 
 
-def _is_default_threefry(key: jax.Array) -> bool:
-    """Whether ``jax.random`` would hash ``key`` with Threefry-2x32 in the partitionable layout."""
+def _one_threefry_key(key) -> bool:
+    """Whether ``key`` is *one* key that ``jax.random`` would hash with Threefry-2x32 in the
+    partitionable layout, without a warning: a typed key of shape ``()``, or a raw ``uint32[2]``
+    key while the default implementation is Threefry and raw keys are allowed silently.
+
+    Typed and raw keys are told apart by dtype (``jax.dtypes.prng_key``), never by shape: a typed
+    key array of shape ``(2,)`` is a batch of two keys, a raw ``uint32[2]`` is one key. Everything
+    else (batches, other implementations, invalid key data) goes to ``jax.random``, which draws,
+    warns or raises exactly as it does.
+    """
     if not jax.config.jax_threefry_partitionable:
         return False
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return str(jax.random.key_impl(key)) == "threefry2x32"
-    # A raw uint32 key (jax.random.PRNGKey) uses the default implementation.
-    return key.dtype == jnp.uint32 and key.shape[-1:] == (2,) and \
-        jax.config.jax_default_prng_impl == "threefry2x32"
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        return False
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return np.shape(key) == () and str(jax.random.key_impl(key)) == "threefry2x32"
+    return (isinstance(key, jax.Array | np.ndarray) and dtype == np.uint32 and np.shape(key) == (2,)
+            and jax.config.jax_default_prng_impl == "threefry2x32"
+            and jax.config.jax_legacy_prng_key == "allow" and not jax.config.jax_enable_custom_prng)
+
+
+def check_key(key, where: object) -> None:
+    """Raise as ``jax.random`` does unless ``key`` is one PRNG key, naming ``where`` and the key.
+
+    ``TypeError`` for what is not key data (a non-array, a raw array whose trailing shape or
+    dtype is not a key's); ``ValueError`` for a batch of keys (``jax.random.split(key, 2)``): draw
+    a batch with ``jax.vmap``. The exception types are ``jax.random``'s.
+    """
+    if _one_threefry_key(key):
+        return
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        typed = key
+    elif isinstance(key, jax.Array | np.ndarray | np.generic | int):
+        try:
+            typed = jax.random.wrap_key_data(jnp.asarray(key))
+        except TypeError as err:
+            raise TypeError(f"{where} needs a PRNG key (jax.random.key(seed), or a raw uint32[2] "
+                            f"key); got key of shape {np.shape(key)} and dtype {np.asarray(key).dtype}: "
+                            f"{err}") from None
+    else:
+        raise TypeError(f"{where} needs a PRNG key (jax.random.key(seed), or a raw uint32[2] key); "
+                        f"got key={key!r} of type {type(key).__name__}.")
+    if typed.ndim:
+        raise ValueError(f"{where} accepts a single key, but was given key=<key array of shape "
+                         f"{np.shape(key)}, dtype {key.dtype}>: shape {np.shape(key)} != (). Use "
+                         "jax.vmap for batching.")
 
 
 def _key_words(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -74,13 +112,15 @@ def bits(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     ``y0 ^ y1`` of ``threefry2x32(key, hi, lo)`` for widths up to 32 bits (truncated below 32),
     and ``y0 << 32 | y1`` for 64 bits.
     """
-    shape = tuple(int(d) for d in shape)
-    dtype = np.dtype(dtype)
-    width = dtype.itemsize * 8
-    if (np.shape(key) not in ((), (2,)) or not _is_default_threefry(jnp.asarray(key))
-            or math.prod(shape) >= 2**32 or dtype.kind != "u" or width not in (8, 16, 32, 64)):
+    if not _one_threefry_key(key):
         return jax.random.bits(key, shape, dtype)
-    k0, k1 = _key_words(key)
+    shape = tuple(int(d) for d in shape)
+    dt = np.dtype(dtype)
+    width = dt.itemsize * 8
+    if (math.prod(shape) >= 2**32 or dt.kind != "u" or width not in (8, 16, 32, 64)
+            or jax.dtypes.canonicalize_dtype(dt) != dt):  # uint64 without x64: JAX's warning, JAX's bits
+        return jax.random.bits(key, shape, dtype)
+    k0, k1 = _key_words(key if isinstance(key, jax.Array) else jnp.asarray(key))
     if not shape:
         lo = jnp.zeros((), jnp.uint32)
     else:
@@ -89,17 +129,18 @@ def bits(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     if width == 64:
         return jax.lax.shift_left(y0.astype(jnp.uint64), jnp.uint64(32)) | y1.astype(jnp.uint64)
     out = y0 ^ y1
-    return out if width == 32 else out.astype(dtype)
+    return out if width == 32 else out.astype(dt)
 
 
 def fold_in(key: jax.Array, data) -> jax.Array:
     """``jax.random.fold_in(key, data)``, bit for bit: the key words become
-    ``threefry2x32(key, 0, uint32(data))``."""
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if np.shape(key) not in ((), (2,)) or not _is_default_threefry(key):
+    ``threefry2x32(key, 0, uint32(data))``. A batch of keys or vector ``data`` is refused by
+    ``jax.random.fold_in`` itself (use ``jax.vmap``)."""
+    if np.ndim(data) or not _one_threefry_key(key):
         return jax.random.fold_in(key, data)
+    key = key if isinstance(key, jax.Array) else jnp.asarray(key)
     k0, k1 = _key_words(key)
-    y0, y1 = threefry2x32(k0, k1, jnp.zeros((), jnp.uint32), jnp.uint32(data))
+    y0, y1 = threefry2x32(k0, k1, jnp.zeros((), jnp.uint32), jnp.asarray(data, dtype="uint32"))
     words = jnp.stack([y0, y1])
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return jax.random.wrap_key_data(words, impl=jax.random.key_impl(key))

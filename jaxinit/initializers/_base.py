@@ -6,7 +6,8 @@ Entries here are frozen dataclasses rather than closures: equal configurations a
 equal (one trace when passed as a static argument), the ``repr`` reads back as code, and
 ``to_dict()`` round-trips through :func:`jaxinit.get`.
 
-The call path is shared (``BaseInitializer.__call__``): canonicalize shape and dtype, return an
+The call path is shared (``BaseInitializer.__call__``): canonicalize shape and dtype, check the
+shape and (for random entries) that ``key`` is one PRNG key as ``jax.random`` would, return an
 empty array for zero-size shapes, let the subclass draw in a *wide* dtype (float32, or float64
 when the target is float64/complex128), and cast once to the target dtype. Sampling wide is what
 keeps bfloat16/float16/float8 weights on their intended distribution.
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit import _threefry
 from jaxinit._errors import check_int
 
 
@@ -109,9 +111,13 @@ class BaseInitializer:
                  out_sharding: Any = None) -> jax.Array:
         shape = canonical_shape(shape, where=repr(self))
         dtype = self.resolve_dtype(dtype)
+        # Shape and key are checked before the empty-array shortcut: a zero-size request is
+        # refused exactly when the same request with nonzero sizes would be.
+        self._check_shape(shape)
+        if self.random:
+            _threefry.check_key(key, repr(self))
         if math.prod(shape) == 0:
             return _shard(jnp.zeros(shape, dtype), out_sharding)
-        self._check_shape(shape)
         sample = self._sample(key, shape, dtype)
         return _shard(sample.astype(dtype), out_sharding)
 
@@ -186,7 +192,10 @@ class BaseInitializer:
 
     # -- to be provided by subclasses -----------------------------------------------------
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise ``ValueError`` for shapes this initializer cannot fill (default: any shape)."""
+        """Raise ``ValueError`` for shapes this initializer cannot fill (default: any shape).
+
+        Called for zero-size shapes too (before the empty result is returned), so it must judge
+        the shape's structure (rank, axes, divisibility) without dividing by a size."""
 
     def _sample(self, key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
         raise NotImplementedError

@@ -161,6 +161,10 @@ class LowRank(_Wrapper):
         if len(shape) < 2:
             raise ValueError(f"{self!r} needs a shape with at least 2 dims; got shape={shape}.")
         self.base._check_shape(shape)
+        for s in self._factor_shapes(shape):
+            self.base._check_shape(s)
+        if math.prod(shape) == 0:
+            return  # no moments of an empty weight; its structure is checked above
         for part, s in zip(("W", "A", "B"), (shape, *self._factor_shapes(shape)), strict=True):
             mean, var = self.base.mean(s), self.base.variance(s)
             if mean != 0 or not var > 0:

@@ -250,6 +250,18 @@ def compute_fans(
       >>> compute_fans((256, 8, 32), einsum="bd,dhk->bhk")
       (256, 256)
     """
+    fan_in, fan_out = fans_allowing_zero(shape, in_axis, out_axis, batch_axis, layout=layout, groups=groups,
+                                         einsum=einsum)
+    if fan_in == 0 or fan_out == 0:
+        raise ValueError(f"shape={tuple(shape)} has a zero fan (fan_in={fan_in}, fan_out={fan_out}).")
+    return fan_in, fan_out
+
+
+def fans_allowing_zero(shape: Sequence[int], in_axis=DEFAULT_IN, out_axis=DEFAULT_OUT, batch_axis=DEFAULT_BATCH,
+                       *, layout: str = "in_out", groups: int = 1, einsum: str | None = None) -> tuple[int, int]:
+    """:func:`compute_fans` without its last check: a zero fan (a zero-size shape) is returned, not
+    refused. Every other check (rank, axes, layout, einsum, groups) is the same, so a zero-size
+    request is validated as a nonzero one would be."""
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2 and einsum is None:
         raise ValueError(
@@ -287,10 +299,7 @@ def compute_fans(
                 f"shape={shape} (layout={layout!r})."
             )
         n_out, n_in = (n_out // groups, n_in) if axes.grouped == "fan_out" else (n_out, n_in // groups)
-    fan_in, fan_out = receptive * n_in, receptive * n_out
-    if fan_in == 0 or fan_out == 0:
-        raise ValueError(f"shape={shape} has a zero fan (fan_in={fan_in}, fan_out={fan_out}).")
-    return fan_in, fan_out
+    return receptive * n_in, receptive * n_out
 
 
 def fan_denominator(mode: str, shape: Sequence[int], in_axis=-2, out_axis=-1, batch_axis=(), *,

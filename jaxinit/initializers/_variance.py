@@ -13,7 +13,7 @@ import math
 
 from jaxinit._errors import check_choice, check_positive
 from jaxinit.initializers._base import BaseInitializer, as_axes, dtype_name
-from jaxinit.initializers._fans import FAN_MODES, check_fan_options, fan_denominator
+from jaxinit.initializers._fans import FAN_MODES, check_fan_options, fan_denominator, fans_allowing_zero
 from jaxinit.initializers._gains import gain_squared
 from jaxinit.initializers._random import SAMPLERS, scaled_from_bits
 from jaxinit.initializers._registry import register
@@ -72,7 +72,8 @@ class VarianceScaling(BaseInitializer):
         object.__setattr__(self, "groups", int(self.groups))
 
     def _check_shape(self, shape):
-        self.variance(shape)
+        fans_allowing_zero(shape, self.in_axis, self.out_axis, self.batch_axis, layout=self.layout,
+                           groups=self.groups, einsum=self.einsum)
 
     def variance(self, shape):
         n = fan_denominator(self.mode, shape, self.in_axis, self.out_axis, self.batch_axis,

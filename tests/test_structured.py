@@ -109,11 +109,38 @@ def test_dirac_is_a_value_and_transforms_agree(key, strict_promotion):
         init(key, shape, jnp.int32)
 
 
+@pytest.mark.parametrize("shape, groups", [((3, 3, 8, 4), 1), ((3, 6, 4), 2), ((5, 3, 6), 3), ((8, 2), 2)])
+def test_dirac_narrowing_kernels_fill_min_of_out_and_in_per_group(shape, groups):
+    # PyTorch's dirac_: min(out per group, in per group) channels per group, the rest dropped.
+    w = np.asarray(jaxinit.dirac(groups=groups, scale=2.0)(None, shape, jnp.float32))
+    *window, n_in, n_out = shape
+    out_g = n_out // groups
+    m = min(out_g, n_in)
+    expected = np.zeros(shape, np.float32)
+    centre = tuple((k - 1) // 2 for k in window)
+    for g in range(groups):
+        for d in range(m):
+            expected[(*centre, d, g * out_g + d)] = 2.0
+    np.testing.assert_array_equal(w, expected)
+    assert (w != 0).sum() == groups * m
+    init = jaxinit.dirac(groups=groups, scale=2.0)
+    assert init.mean(shape) == pytest.approx(w.mean(), rel=1e-12)
+    assert init.variance(shape) == pytest.approx(w.astype(np.float64).var(), rel=1e-9)
+
+
+@pytest.mark.parametrize("out_ch, in_per_group, window, groups", [
+    (4, 8, (3,), 1), (8, 4, (3, 3), 1), (6, 4, (3,), 2), (4, 6, (3, 3), 2), (9, 2, (3, 5, 3), 3), (6, 6, (1,), 3)])
+def test_dirac_equals_torch_dirac(out_ch, in_per_group, window, groups):
+    torch = pytest.importorskip("torch")
+    weight = torch.empty(out_ch, in_per_group, *window)
+    torch.nn.init.dirac_(weight, groups=groups)
+    # PyTorch (out, in, *window) -> JAX (*window, in, out); odd windows share the centre tap.
+    expected = np.moveaxis(weight.numpy(), (0, 1), (-1, -2))
+    ours = np.asarray(jaxinit.dirac(groups=groups)(None, expected.shape, jnp.float32))
+    np.testing.assert_array_equal(ours, expected)
+
+
 def test_dirac_errors():
-    with pytest.raises(ValueError, match=r"dirac\(\) needs at least as many outputs per group as inputs per "
-                                         r"group so every input channel is copied; got shape=\(3, 3, 8, 4\) "
-                                         r"\(8 inputs and 4 outputs per group\)"):
-        jaxinit.dirac()(None, (3, 3, 8, 4))
     with pytest.raises(ValueError, match=r"dirac\(groups=3\) needs the output channels shape\[-1\]=8 to be "
                                          r"divisible by groups=3; got shape=\(3, 3, 2, 8\)"):
         jaxinit.dirac(groups=3)(None, (3, 3, 2, 8))

@@ -157,24 +157,40 @@ def equinox_linear_weight(*, layout: str = "in_out") -> VarianceScaling:
 
 
 # -- PyTorch names (torch.nn.init), with PyTorch's arguments and meaning ---------------------------
-def _kaiming_normal_(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> VarianceScaling:
-    """``torch.nn.init.kaiming_normal_``: untruncated normal, Var = gain(nonlinearity, a)^2 / fan."""
-    return he_normal(nonlinearity=nonlinearity, negative_slope=a, mode=mode, distribution="normal")
+# The variance-scaling names take the fan options of every other variance-scaling entry, keyword
+# only: ``layout="out_in"`` (or ``"OIHW"``, ...) reads a PyTorch-layout ``(out, in, *window)``
+# weight with PyTorch's fans; the JAX default ``"in_out"`` reads a Flax kernel.
+def _kaiming_normal_(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
+                     in_axis=-2, out_axis=-1, batch_axis=(), dtype=None, layout: str = "in_out",
+                     groups: int = 1, einsum: str | None = None) -> VarianceScaling:
+    """``torch.nn.init.kaiming_normal_``: untruncated normal, Var = gain(nonlinearity, a)^2 / fan.
+
+    Pass ``layout="out_in"`` (``"OIHW"``, ...) for a PyTorch-layout weight, so ``fan_in`` is
+    PyTorch's (dimension 1 times the window)."""
+    return he_normal(in_axis, out_axis, batch_axis, dtype, nonlinearity=nonlinearity, negative_slope=a,
+                     mode=mode, distribution="normal", layout=layout, groups=groups, einsum=einsum)
 
 
-def _kaiming_uniform_(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> VarianceScaling:
-    """``torch.nn.init.kaiming_uniform_``: U(+-gain sqrt(3 / fan))."""
-    return he_uniform(nonlinearity=nonlinearity, negative_slope=a, mode=mode)
+def _kaiming_uniform_(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
+                      in_axis=-2, out_axis=-1, batch_axis=(), dtype=None, layout: str = "in_out",
+                      groups: int = 1, einsum: str | None = None) -> VarianceScaling:
+    """``torch.nn.init.kaiming_uniform_``: U(+-gain sqrt(3 / fan)); ``layout`` as for ``kaiming_normal_``."""
+    return he_uniform(in_axis, out_axis, batch_axis, dtype, nonlinearity=nonlinearity, negative_slope=a,
+                      mode=mode, layout=layout, groups=groups, einsum=einsum)
 
 
-def _xavier_normal_(gain: float = 1.0) -> VarianceScaling:
+def _xavier_normal_(gain: float = 1.0, *, in_axis=-2, out_axis=-1, batch_axis=(), dtype=None,
+                    layout: str = "in_out", groups: int = 1, einsum: str | None = None) -> VarianceScaling:
     """``torch.nn.init.xavier_normal_``: untruncated normal, Var = gain^2 * 2 / (fan_in + fan_out)."""
-    return VarianceScaling(gain**2, "fan_avg", "normal")
+    return VarianceScaling(gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype,
+                           layout=layout, groups=groups, einsum=einsum)
 
 
-def _xavier_uniform_(gain: float = 1.0) -> VarianceScaling:
+def _xavier_uniform_(gain: float = 1.0, *, in_axis=-2, out_axis=-1, batch_axis=(), dtype=None,
+                     layout: str = "in_out", groups: int = 1, einsum: str | None = None) -> VarianceScaling:
     """``torch.nn.init.xavier_uniform_``: U(+-gain sqrt(6 / (fan_in + fan_out)))."""
-    return VarianceScaling(gain**2, "fan_avg", "uniform")
+    return VarianceScaling(gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype,
+                           layout=layout, groups=groups, einsum=einsum)
 
 
 def _normal_(mean: float = 0.0, std: float = 1.0):

@@ -96,17 +96,19 @@ class Dirac(_SpreadMoments):
     layout (PyTorch's is ``(out, in, spatial...)``). For ``groups`` groups the kernel holds
     ``in = in_features // groups`` input channels per group (as ``flax.linen.Conv`` with
     ``feature_group_count=groups`` creates it) and ``out`` outputs, ``out_g = out // groups`` per
-    group; it is ``scale`` at
+    group; with :math:`m = \min(\mathrm{out}_g, \mathrm{in})` it is ``scale`` at
 
-    .. math:: W[c, d, g\,\mathrm{out}_g + d] = \mathrm{scale}, \quad d < \mathrm{in},\ g < \mathrm{groups},
+    .. math:: W[c, d, g\,\mathrm{out}_g + d] = \mathrm{scale}, \quad d < m,\ g < \mathrm{groups},
 
-    :math:`c` the centre tap ``(k - 1) // 2`` of every spatial axis, and zero elsewhere. A
-    stride-1 convolution with ``padding="SAME"`` then maps input channel :math:`g\,\mathrm{in} + d`
-    to output channel :math:`g\,\mathrm{out}_g + d` (the identity when ``out == in * groups``) and
-    leaves the other outputs zero. For even ``k`` the centre differs from PyTorch's ``k // 2``:
+    :math:`c` the centre tap ``(k - 1) // 2`` of every spatial axis, and zero elsewhere: PyTorch's
+    rule, ``min(out per group, in per group)`` channels per group. A stride-1 convolution with
+    ``padding="SAME"`` then maps input channel :math:`g\,\mathrm{in} + d` to output channel
+    :math:`g\,\mathrm{out}_g + d` for :math:`d < m` (the identity when ``out == in * groups``):
+    a widening kernel leaves the extra outputs zero, a narrowing one (``out_g < in``) drops the
+    extra inputs, as PyTorch's does. For even ``k`` the centre differs from PyTorch's ``k // 2``:
     ``(k - 1) // 2`` is the tap that JAX's ``SAME`` padding (more padding after than before)
-    aligns with the output. Every input channel must reach an output, so ``out_g >= in`` is
-    required (PyTorch silently drops the extra inputs). 2-D shapes (no spatial axes) are allowed.
+    aligns with the output. ``out`` must be divisible by ``groups`` (as in PyTorch). 2-D shapes
+    (no spatial axes) are allowed.
 
     Example:
       >>> import flax.linen as nn
@@ -141,17 +143,11 @@ class Dirac(_SpreadMoments):
                 f"{self!r} needs the output channels shape[-1]={n_out} to be divisible by "
                 f"groups={self.groups}; got shape={shape}."
             )
-        if n_out // self.groups < n_in:
-            raise ValueError(
-                f"{self!r} needs at least as many outputs per group as inputs per group so every "
-                f"input channel is copied; got shape={shape} ({n_in} inputs and "
-                f"{n_out // self.groups} outputs per group). Use more output channels, or "
-                "zero_init() for a layer that narrows."
-            )
 
     def _sample(self, key, shape, dtype):
         wide = wide_dtype(dtype)
         n_in, n_out = shape[-2:]
+        # eye(in, out_g) has ones at (d, d) for d < min(in, out_g): PyTorch's min_dim channels.
         block = jnp.eye(n_in, n_out // self.groups, dtype=wide) * jnp.asarray(self.scale, wide)
         matrix = jnp.tile(block, (1, self.groups))
         return jnp.zeros(shape, wide).at[_centre(shape)].set(matrix)
@@ -159,7 +155,7 @@ class Dirac(_SpreadMoments):
     def _moments(self, shape):
         shape = tuple(shape)
         self._check_shape(shape)
-        ones = self.groups * shape[-2]
+        ones = self.groups * min(shape[-2], shape[-1] // self.groups)
         return _spread(self.scale * ones, self.scale**2 * ones, math.prod(shape))
 
 

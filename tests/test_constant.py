@@ -77,3 +77,30 @@ def test_constant_reports_mean_and_zero_variance():
     assert init.mean((3, 3)) == 0.25 and init.variance((3, 3)) == 0.0
     assert jaxinit.prior_logit(0.5).mean((2,)) == 0.0
     assert jaxinit.prior_logit(0.1).mean((2,)) == pytest.approx(math.log(0.1 / 0.9))
+
+
+@pytest.mark.parametrize("array", [
+    np.array([[1.0, -2.5], [3.25, 1e-30]], np.float64),
+    np.arange(6, dtype=np.float32).reshape(2, 3) / 7,
+    np.array([1.0, np.nan, -np.inf, np.inf, -0.0], np.float32),
+    np.array([[1 + 2j, -0.5j]], np.complex64),
+    np.array(0.1, np.float64),
+    np.zeros((2, 0), np.float16),
+])
+@pytest.mark.parametrize("strict", [False, True])
+def test_from_array_repr_reads_back_as_code(array, strict):
+    init = jaxinit.from_array(array, strict_dtype=strict)
+    text = repr(init)
+    assert "<" not in text
+    again = eval(text, vars(jaxinit))
+    assert again == init and hash(again) == hash(init)
+    assert again.array.dtype == array.dtype and again.array.shape == array.shape
+
+
+def test_from_array_repr_of_a_large_array_is_a_summary_that_says_so():
+    a = np.arange(1000, dtype=np.float32).reshape(10, 100)
+    text = repr(jaxinit.from_array(a))
+    assert text.startswith("from_array(<float32[10, 100]") and "sha256" in text and len(text) < 120
+    # two large arrays that differ are told apart
+    assert repr(jaxinit.from_array(a + 1)) != text
+    assert repr(jaxinit.from_array(np.zeros((0, 3)))).startswith("from_array(<float64[0, 3], sha256 ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from typing import Any
 
@@ -150,7 +151,37 @@ class FromArray(BaseInitializer):
         return hash((self.array.shape, self.array.dtype.str, self.array.tobytes(), self.strict_dtype))
 
     def __repr__(self):
-        return f"from_array(<{self.array.dtype.name}{list(self.array.shape)}>)"
+        """Code for arrays of up to ``REPR_MAX_ENTRIES`` entries: ``from_array([[...]], dtype='float32')``
+        evaluates (in ``jaxinit``'s namespace) to an equal initializer, every value exact. Larger
+        arrays, and empty ones that nested lists cannot shape (``(0, 3)``), show as
+        ``from_array(<float32[300, 300], sha256 1a2b3c4d5e6f>)``: a summary (not code) naming dtype,
+        shape and a digest of the bytes, so different arrays read differently; ``to_dict()`` still
+        round-trips them."""
+        a = self.array
+        strict = ", strict_dtype=True" if self.strict_dtype else ""
+        if a.size > REPR_MAX_ENTRIES or np.shape(a.tolist()) != a.shape:  # (0, 3) is not a nested list
+            digest = hashlib.sha256(a.tobytes()).hexdigest()[:12]
+            return f"from_array(<{a.dtype.name}{list(a.shape)}, sha256 {digest}>{strict})"
+        wide = a.astype(np.complex128 if np.issubdtype(a.dtype, np.complexfloating) else np.float64)
+        return f"from_array({_literal(wide.tolist())}, dtype={a.dtype.name!r}{strict})"
+
+
+# from_array's repr spells out arrays up to this many entries (a 16x16 kernel), else summarizes.
+REPR_MAX_ENTRIES = 256
+
+
+def _real_literal(x: float) -> str:
+    return repr(x) if math.isfinite(x) else f"float({str(x)!r})"  # nan/inf as float('nan')
+
+
+def _literal(value: Any) -> str:
+    """Python source for nested lists of floats/complex numbers, exact (``repr`` of each float)."""
+    if isinstance(value, list):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"[{inner}]"
+    if isinstance(value, complex):
+        return f"complex({_real_literal(value.real)}, {_real_literal(value.imag)})"
+    return _real_literal(float(value))
 
 
 def from_array(array: Any, strict_dtype: bool = False, dtype=None) -> FromArray:

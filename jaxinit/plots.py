@@ -25,8 +25,12 @@ file                                   what it shows
 Per-layer figures have one panel per program (activation x depth x width), the median over seeds
 as a line and the 5-95% range across seeds as a band. Non-finite values (overflow) are left out of
 both; the first layer where a curve stops being finite is marked by a dotted vertical line in the
-curve's colour. With a grid, the per-layer figures show a readable subset of its points (at most
-:data:`MAX_CURVES` curves, named in the legend); the phase heatmaps show all of it.
+curve's colour. Underflow is marked at the bottom of the panel: a ``v`` where q fell below the
+dtype's smallest normal (``first_underflow_layer``), and on the gradient figure a ``<`` at the
+deepest layer whose gradient did (``first_grad_underflow_layer``; the layers before it are lost
+too), each when at least half the seeds agree. With a grid, the per-layer figures show a readable
+subset of its points (at most :data:`MAX_CURVES` curves, named in the legend); the phase heatmaps
+show all of it. Legends are measured to fit the canvas (the figure grows rather than crop them).
 
 Layer ``j = 0 .. depth - 1`` of the arrays is drawn at :math:`\ell = j + 1`: the pre-activation
 :math:`h^\ell` after the ``l``-th weight matrix, the indexing of :mod:`jaxinit.theory`.
@@ -592,7 +596,7 @@ class _Context:
         self.curves, self.note = _curves(results)
         self.theory_on = _theory_on(results)
         self._overlays: dict[int, dict[str, Any]] = {}
-        self._underflow: dict[tuple[int, int, int], int | None] = {}
+        self._underflow: dict[tuple[int, int, int, str], int | None] = {}
         self._no_theory: dict[str, list[str]] = {}  # reason -> curves of the figure being drawn
         n_seeds = len(results.coords.get("seed", []))
         # Programs of a partial assembly without a single seed yet: nothing to draw, nor to predict.
@@ -634,14 +638,26 @@ class _Context:
             self._overlays[p] = theory_overlay(self.results, p, combos=combos)
         return self._overlays[p]
 
-    def underflow(self, p: int, curve: Curve) -> int | None:
+    def underflow(self, p: int, curve: Curve, array: str = "first_underflow_layer") -> int | None:
         """The layer where q underflowed in most seeds: the median of the engine's
         ``first_underflow_layer`` when at least half the seeds underflowed (folders without that
-        array: the first layer where the median q is exactly 0 after being positive)."""
-        key = (p, curve.init, curve.grid)
+        array: the first layer where the median q is exactly 0 after being positive).
+
+        ``array="first_grad_underflow_layer"``: likewise for the gradient (the engine's deepest
+        layer whose weight or pre-activation gradient norm fell below the dtype's smallest normal;
+        the layers before it, toward the input, are lost too); None for folders without it.
+        """
+        key = (p, curve.init, curve.grid, array)
         if key in self._underflow:
             return self._underflow[key]
-        if "first_underflow_layer" in self.results.arrays:
+        if array != "first_underflow_layer":
+            self._underflow[key] = None
+            if array in self.results.arrays:
+                layers = self.results.get(array, p)[curve.init, curve.grid]
+                hit = layers[layers >= 0]
+                if hit.size and 2 * hit.size >= layers.size:
+                    self._underflow[key] = int(np.median(hit))
+        elif "first_underflow_layer" in self.results.arrays:
             layers = self.results.get("first_underflow_layer", p)[curve.init, curve.grid]
             hit = layers[layers >= 0]
             self._underflow[key] = int(np.median(hit)) if 2 * hit.size >= layers.size and hit.size else None
@@ -701,9 +717,18 @@ def _log_limits(data: np.ndarray, theory: np.ndarray) -> tuple[float, float] | N
 
 
 def _suptitle(fig, text: str) -> None:
-    """A title wrapped to the figure's width (about 12 characters per inch at 11 pt)."""
-    fig.suptitle("\n".join(_wrap(line, max(20, int(fig.get_figwidth() * 12))) for line in text.split("\n")),
-                 fontsize=11)
+    """A title wrapped to the figure's width: about 12 characters per inch at 11 pt to start with,
+    then narrower until the rendered title measures within the canvas (mathtext varies)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    chars = max(20, int(fig.get_figwidth() * 12))
+    while True:
+        title = fig.suptitle("\n".join(_wrap(line, chars) for line in text.split("\n")), fontsize=11)
+        width = title.get_window_extent(canvas.get_renderer()).width / fig.dpi
+        if width <= fig.get_figwidth() - 0.2 or chars <= 20:
+            return
+        chars = max(20, int(chars * min(0.9, (fig.get_figwidth() - 0.2) / width)))
 
 
 def _wrap(line: str, width: int) -> str:
@@ -757,7 +782,8 @@ def _legend(fig, handles: list, note: str = "") -> None:
     fig.set_figheight(base_height + max(0.0, height_in + 0.15 - expected))
 
 
-def _style_handles(n_seeds_text: str, theory: bool, overflow: bool, underflow: bool) -> list:
+def _style_handles(n_seeds_text: str, theory: bool, overflow: bool, underflow: bool,
+                   grad_underflow: bool = False) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -770,6 +796,9 @@ def _style_handles(n_seeds_text: str, theory: bool, overflow: bool, underflow: b
     if underflow:
         handles.append(Line2D([], [], color="black", lw=0, marker="v",
                               label="q underflows (below the smallest normal float)"))
+    if grad_underflow:
+        handles.append(Line2D([], [], color="black", lw=0, marker="<",
+                              label="gradient underflows here and toward the input (below the smallest normal)"))
     return handles
 
 
@@ -812,20 +841,21 @@ class _Panel(NamedTuple):
     ylim: tuple[float, float] | None = None
 
 
-def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, bool, bool]:
-    """One program's curves for one statistic; returns (theory drawn, overflow marked, underflow)."""
+def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, bool, bool, bool]:
+    """One program's curves for one statistic; returns whether it drew theory, an overflow line, a q
+    underflow marker and a gradient underflow marker."""
     res = ctx.results
     values = res.get(panel.stat, p)  # (init, grid, seed, layer)
     first_bad = res.get("first_nonfinite_layer", p) if "first_nonfinite_layer" in res.arrays else None
     n_layers = values.shape[-1]
     if p in ctx.empty or n_layers == 0:
         _no_data(ax, res, p)
-        return False, False, False
+        return False, False, False, False
     x = np.arange(1, n_layers + 1)
     overlay = ctx.overlay(p) if panel.theory else None
     marker = "." if n_layers <= 16 else None
     data_vals, theory_vals = [], []
-    drew_theory = overflowed = underflowed = False
+    drew_theory = overflowed = underflowed = grad_underflowed = False
     zero_curves: list[str] = []
     empty_curves: list[str] = []
     n_seeds = values.shape[2]
@@ -869,6 +899,12 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
             ax.plot([under + 1], [0.02], marker="v", color=curve.color, ms=7, ls="none",
                     transform=ax.get_xaxis_transform(), clip_on=False)
             underflowed = True
+        if panel.stat in ("grad_w_norm", "grad_h_norm"):
+            lost = ctx.underflow(p, curve, "first_grad_underflow_layer")
+            if lost is not None:
+                ax.plot([lost + 1], [0.08], marker="<", color=curve.color, ms=7, ls="none",
+                        transform=ax.get_xaxis_transform(), clip_on=False)
+                grad_underflowed = True
         if not np.isfinite(st["median"]).any():
             empty_curves.append(curve.label)
         elif panel.log and not np.any(st["median"] > 0):
@@ -902,7 +938,7 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
         ax.set_title("\n".join([_program_title(res, p), f"(not drawn: {'; '.join(notes)})"]), fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     ax.tick_params(labelsize=8)
-    return drew_theory, overflowed, underflowed
+    return drew_theory, overflowed, underflowed, grad_underflowed
 
 
 def _layer_figure(results, panels: Sequence[_Panel], title: str):
@@ -919,7 +955,7 @@ def _layer_figure(results, panels: Sequence[_Panel], title: str):
         cols = min(n_prog, 4)
         rows_per = -(-n_prog // cols)
     fig, axes = _new_figure(rows_per * len(panels), cols, len(ctx.curves) + 5)
-    flags = [False, False, False]
+    flags = [False, False, False, False]
     for s, panel in enumerate(panels):
         for p in range(n_prog):
             ax = axes[s * rows_per + p // cols][p % cols]

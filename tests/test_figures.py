@@ -174,3 +174,113 @@ def test_a_partial_folder_draws_what_exists_and_says_what_is_missing(unfinished,
     assert len(panels["tanh, depth 3, width 8"].lines) > 0
     assert "depth5-width8-tanh: no seeds yet" in fig._suptitle.get_text().replace("\n", " ")
     assert "median over the seeds present (of 4)" in _texts(fig)
+
+
+# ----------------------------------------------------------------------------- underflow and overflow, marked apart
+
+
+def _synthetic(tmp_path, extra: dict) -> results.Results:
+    """A results folder written directly (no engine): ReLU, depth 6, width 8, He, 2 seeds."""
+    config = jconfig.from_dict({"network": {"depth": 6, "width": 8, "activation": "relu"},
+                                "sweep": {"seeds": 2, "initializers": ["he_normal"]},
+                                "probes": {"forward": True, "gradients": True, "theory": False}})
+    folder = results.ResultsFolder(tmp_path)
+    folder.prepare(config)
+    grad = np.geomspace(1e-30, 1.0, 6)[None, None, None, :].repeat(2, axis=2)
+    arrays = {"q": np.ones((1, 1, 2, 6)), "grad_w_norm": grad, "grad_h_norm": grad,
+              "first_nonfinite_layer": np.full((1, 1, 2), -1), "first_underflow_layer": np.full((1, 1, 2), -1),
+              **extra}
+    folder.write_chunk(config.programs()[0].id, 0, arrays, [0, 1])
+    return folder.assemble()
+
+
+def _markers(fig, marker: str) -> list[float]:
+    return [float(x) for ax in fig.axes for line in ax.lines if line.get_marker() == marker
+            for x in line.get_xdata()]
+
+
+def test_gradient_underflow_is_marked_on_the_gradient_figure(tmp_path):
+    res = _synthetic(tmp_path, {"first_grad_underflow_layer": np.full((1, 1, 2), 2)})
+    fig = plots.gradient_figure(res)
+    assert _markers(fig, "<") == [3.0]  # layer index 2 is drawn at l = 3
+    assert any("gradient underflows" in t for t in _texts(fig))
+    assert _markers(plots.variance_figure(res), "<") == []  # the q figure marks q's underflow only
+
+
+def test_old_folders_without_gradient_underflow_draw_without_the_marker(tmp_path):
+    fig = plots.gradient_figure(_synthetic(tmp_path, {}))
+    assert _markers(fig, "<") == [] and not any("gradient underflows" in t for t in _texts(fig))
+
+
+@pytest.fixture(scope="module")
+def blanks(tmp_path_factory):
+    """ReLU, depth 5, width 8, input pairs; lecun_normal and zeros on sigma_w^2 in {1, 1e30} x sigma_b^2
+    in {0, 0.1}: zeros at sigma_b^2 = 0 has h = 0 exactly (q = 0), lecun at 1e30 overflows float32."""
+    return _run(tmp_path_factory, "blanks", {
+        "network": {"depth": 5, "width": 8, "activation": "relu"},
+        "inputs": {"batch": 4, "kind": "pairs", "correlation": 0.5},
+        "sweep": {"seeds": 2, "initializers": ["lecun_normal", "zeros"]},
+        "grid": {"weight_variance": [1.0, 1e30], "bias_variance": [0.0, 0.1]},
+        "probes": {"forward": True, "gradients": True, "theory": True},
+    })
+
+
+def test_the_phase_figure_tells_a_zero_signal_from_overflow(blanks):
+    blank = plots.phase_blanks(blanks, 0, "final_correlation")  # (init, wv, bv)
+    assert blank[1, :, 0].tolist() == [plots.BLANK_ZERO] * 2     # zeros, sigma_b^2 = 0: c = 0/0
+    assert blank[0, 1].tolist() == [plots.BLANK_OVERFLOW] * 2     # lecun at sigma_w^2 = 1e30: inf
+    assert blank[0, 0].tolist() == [plots.BLANK_NONE] * 2 and blank[1, :, 1].tolist() == [plots.BLANK_NONE] * 2
+    with warnings.catch_warnings():  # the critical line of ReLU is theory's business, not this test's
+        warnings.simplefilter("ignore", plots.FigureWarning)
+        figures = plots.phase_figures(blanks)
+    labels = _texts(next(iter(figures.values())))
+    assert any(t.startswith("no value: the signal is 0 (q = 0 or a zero gradient") for t in labels)
+    assert any(t.startswith("no value: overflow (inf or NaN)") for t in labels)
+    assert not any("no finite value (overflow)" in t for t in labels)
+
+
+# ----------------------------------------------------------------------------- layout: nothing off the canvas
+
+
+@pytest.fixture(scope="module")
+def large_grid(tmp_path_factory):
+    """3 initializers x 8 grid points (4 sigma_w^2 x 2 sigma_b^2), tanh, two programs, every probe."""
+    return _run(tmp_path_factory, "large_grid", {
+        "network": {"depth": [4, 6], "width": 16, "activation": "tanh"},
+        "inputs": {"batch": 4, "kind": "pairs", "correlation": 0.5},
+        "sweep": {"seeds": 2, "initializers": ["lecun_normal", "he_normal",
+                                               {"name": "orthogonal", "label": "orthogonal (scale 1)"}]},
+        "grid": {"weight_variance": [0.5, 1.0, 1.5, 2.0], "bias_variance": [0.0, 0.05]},
+        "probes": {"forward": True, "gradients": True, "jacobian": True, "spectrum": True, "theory": True},
+    })
+
+
+def _off_canvas(fig) -> list[str]:
+    """Texts, legends and panels that reach outside the figure once it is laid out (1 px slack)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    artists = [*fig.legends, *([fig._suptitle] if fig._suptitle is not None else []), *fig.axes]
+    out = []
+    for artist in artists:
+        if not artist.get_visible():
+            continue
+        box = artist.get_tightbbox(renderer) if hasattr(artist, "get_tightbbox") else artist.get_window_extent(renderer)
+        if box.x0 < -1 or box.y0 < -1 or box.x1 > width + 1 or box.y1 > height + 1:
+            out.append(f"{type(artist).__name__} {box.bounds} outside {width:.0f}x{height:.0f}")
+    return out
+
+
+def test_every_figure_of_a_large_grid_fits_its_canvas(large_grid):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plots.FigureWarning)
+        figures = {name: build(large_grid) for name, build in plots._SINGLE}
+        figures.update(plots.phase_figures(large_grid))
+    assert set(figures) >= {"q", "grad_w_norm", "correlation", "dead_saturated", "jacobian_msv", "spectrum",
+                            "depth4-width16-tanh", "depth6-width16-tanh"}
+    for name, fig in figures.items():
+        assert fig is not None, name
+        assert _off_canvas(fig) == [], name

@@ -960,7 +960,8 @@ class Results:
             f"  grid: {len(self.coords.get('grid_point', []))} point(s)"
             + (f" over {', '.join(grid)}" if grid else ""),
             f"  seeds: {len(self.coords.get('seed', []))}"
-            + (f" ({sum(map(len, self.missing_seeds.values()))} missing)" if self.missing_seeds else ""),
+            + (f" (missing: {listed([f'{pid} {_ranges(s)}' for pid, s in self.missing_seeds.items() if s], 2)})"
+               if any(self.missing_seeds.values()) else ""),
             f"  arrays (program, initializer, grid_point, seed, ...): {listed(arrays, 12)})",
         ]
         return "\n".join(lines)

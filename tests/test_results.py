@@ -617,3 +617,12 @@ def test_summary_columns_are_described_and_std_is_the_population_std(tmp_path, c
     seeds = results.get("q", 0)[0, 0, :, 0].astype(np.float64)
     assert row["std"] == pytest.approx(np.std(seeds, ddof=0), rel=1e-6)
     assert row["std"] != pytest.approx(np.std(seeds, ddof=1), rel=1e-3)
+
+
+def test_repr_of_a_partial_assembly_names_the_missing_seeds(tmp_path, config):
+    folder = ResultsFolder(tmp_path)
+    folder.prepare(config)
+    run(folder, config, plan=((0, 1),), programs=config.programs()[:1])
+    text = repr(folder.assemble(allow_partial=True))
+    assert "status 'partial'" in text
+    assert "seeds: 5 (missing: depth3-width8-tanh 2-4, depth5-width8-tanh 0-4)" in text

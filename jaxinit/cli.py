@@ -108,7 +108,11 @@ def cmd_check(args) -> int:
 
     spec = _spec(args.name)
     init = jaxinit.get(spec)
-    description = jaxinit.describe(init, args.shape, key=jax.random.key(args.seed), dtype=args.dtype)
+    dtype = init.resolve_dtype(args.dtype)  # the call's dtype, else the spec's own
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:  # as `sweep` refuses network.dtype = "float64"
+        raise UsageError(f"dtype {dtype.name} needs 64-bit JAX: set JAX_ENABLE_X64=1 before starting "
+                         f"(without it JAX would draw {jax.dtypes.canonicalize_dtype(dtype).name})")
+    description = jaxinit.describe(init, args.shape, key=jax.random.key(args.seed), dtype=dtype)
     print(description)
     return 0 if description.ok else 1
 

@@ -41,3 +41,34 @@ def test_ks_helpers_match_scipy():
 def test_describe_prints_a_readable_report():
     text = str(jaxinit.describe("he_normal", (784, 256), key=0))
     assert "expected" in text and "measured" in text and "verdict: OK" in text
+
+
+@pytest.mark.parametrize("spec, argv", [
+    ("he_normal", ["--dtype", "float64"]),
+    ("he_normal", ["--dtype", "complex128"]),
+    ('{"name": "normal", "stddev": 0.1, "dtype": "float64"}', []),
+])
+def test_cli_check_refuses_64_bit_dtypes_without_x64(capsys, spec, argv):
+    # As `jaxinit sweep` refuses network.dtype = "float64": exit 2, one line, no JAX warning
+    # (pytest turns warnings into errors here), nothing drawn in float32 instead.
+    from jaxinit import cli
+
+    assert not jax.config.read("jax_enable_x64")
+    status = cli.main(["check", spec, "--shape", "8,8", *argv])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "needs 64-bit JAX: set JAX_ENABLE_X64=1" in err and "64" in err
+
+
+def test_cli_check_float64_under_x64_draws_float64():
+    from conftest import run_python
+
+    out = run_python(
+        """
+        import sys
+        from jaxinit import cli
+        sys.exit(cli.main(["check", "he_normal", "--shape", "300,200", "--dtype", "float64"]))
+        """,
+        x64=True,
+    )
+    assert "dtype=float64" in out and "verdict: OK" in out

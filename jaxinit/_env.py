@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 
 # jaxlib 0.10.2 on few CPU cores: a vmapped program with two or more QRs whose R factor is used
-# (orthogonal init under vmap) can deadlock with the concurrency-optimized scheduler.
+# (orthogonal init under vmap) can deadlock with the concurrency-optimized scheduler. The cause is
+# jaxlib's batched LAPACK kernels, which wait on XLA's thread pool from a pool thread: the scheduler
+# only made it likelier by running such calls concurrently, and a multi-device program runs one per
+# device anyway. jaxinit._linalg removes the cause (one matrix per LAPACK call on the CPU); the flag
+# stays for user programs that batch LAPACK calls themselves.
 XLA_WORKAROUND = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 # XLA's newer CPU fusion emitters (jaxlib 0.10's default) compiled the benchmark's sweep program in
 # 2.2 s against 1.5 s for the classic emitters, and ran it ~10% slower with a third more memory.
@@ -42,7 +46,9 @@ def configure_process(cpu_devices: int | None = None) -> None:
     has already started.
 
     ``cpu_devices``: split the CPU into this many JAX devices (``jax_num_cpu_devices``) unless the
-    environment already chose a number. The sweep shards seeds over local devices, so on a
+    environment already chose a number. The devices share one XLA thread pool; jaxinit's programs
+    give LAPACK one matrix per call so that they cannot deadlock it (:mod:`jaxinit._linalg`).
+    The sweep shards seeds over local devices, so on a
     CPU-only machine one device per core runs that many networks side by side; it pays most for
     work that XLA runs on one thread, such as LAPACK's QR in orthogonal init (measured on 2 cores:
     the benchmark's sweep ran 1.6x faster with 2 devices than with 1). Results do not depend on it.

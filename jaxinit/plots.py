@@ -597,7 +597,7 @@ class _Context:
         self.theory_on = _theory_on(results)
         self._overlays: dict[int, dict[str, Any]] = {}
         self._underflow: dict[tuple[int, int, int, str], int | None] = {}
-        self._no_theory: dict[str, list[str]] = {}  # reason -> curves of the figure being drawn
+        self._no_theory: dict[str, dict[str, set[str]]] = {}  # reason -> curve label -> program ids
         n_seeds = len(results.coords.get("seed", []))
         # Programs of a partial assembly without a single seed yet: nothing to draw, nor to predict.
         self.empty = {p for p, pid in enumerate(results.programs)
@@ -617,15 +617,15 @@ class _Context:
 
     def no_theory(self, p: int, curve: Curve, reason: str) -> None:
         """Note that ``curve`` of program ``p`` gets no theory curve, and why (see :meth:`warn_no_theory`)."""
-        name = curve.label if len(self.results.programs) == 1 else f"{curve.label} ({self.results.programs[p]})"
-        names = self._no_theory.setdefault(reason, [])
-        if name not in names:
-            names.append(name)
+        self._no_theory.setdefault(reason, {}).setdefault(curve.label, set()).add(self.results.programs[p])
 
     def warn_no_theory(self, figure: str) -> None:
         """One :class:`FigureWarning` per reason for the curves :meth:`no_theory` noted; then forget them."""
-        for reason, names in self._no_theory.items():
-            shown = ", ".join(repr(n) for n in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        n_programs = len(self.results.programs)
+        for reason, curves in self._no_theory.items():
+            names = [repr(label) if len(programs) == n_programs else f"{label!r} ({', '.join(sorted(programs))})"
+                     for label, programs in curves.items()]
+            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
             warnings.warn(f"{figure}: no mean-field theory drawn for {shown}: {reason}", FigureWarning,
                           stacklevel=4)
         self._no_theory.clear()

@@ -284,3 +284,25 @@ def test_every_figure_of_a_large_grid_fits_its_canvas(large_grid):
     for name, fig in figures.items():
         assert fig is not None, name
         assert _off_canvas(fig) == [], name
+
+
+def test_figures_are_written_with_the_umask_mode_and_the_folder_synced(small, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    old = os.umask(0o027)
+    try:
+        paths = plots.write_all(small, out=tmp_path / "figs")
+    finally:
+        os.umask(old)
+    assert paths and {oct(p.stat().st_mode & 0o777) for p in paths} == {oct(0o640)}
+    assert synced.count(True) >= len(paths) and synced.count(False) >= len(paths)
+    assert not list((tmp_path / "figs").glob(".*.tmp"))

@@ -443,9 +443,11 @@ def critical_line(activation: Any, bias_variances: Sequence[float]) -> tuple[np.
     :math:`\chi_1 = 1` (points where :func:`jaxinit.theory.critical` finds none are left out).
 
     Example:
-      >>> sw, sb = critical_line("relu", [0.0, 0.1])
-      >>> sw.tolist(), sb.tolist()
-      ([2.0, 2.0], [0.0, 0.1])
+      >>> sw, sb = critical_line("tanh", [0.0, 0.05])
+      >>> [round(w, 4) for w in sw.tolist()], sb.tolist()
+      ([1.0, 1.761], [0.0, 0.05])
+      >>> critical_line("relu", [0.0, 0.1])[1].tolist()   # no edge of chaos for ReLU once sigma_b^2 > 0
+      [0.0]
     """
     from jaxinit.activations import activation as resolve
 

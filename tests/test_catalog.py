@@ -171,3 +171,18 @@ def test_one_optax_step_without_nan(spec, shape2d, conv, key):
     params = optax.apply_updates(params, updates)
     assert np.isfinite(float(value)) and np.isfinite(float(loss(params)))
     assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("spec, shape2d, conv", CASES, ids=IDS)
+def test_describe_reports_a_match_in_real_and_complex_dtypes(spec, shape2d, conv):
+    # Never a false MISMATCH: i.i.d. entries on one draw, the others (orthogonal, low_rank,
+    # sparse) on the spread over independent draws, complex ones on the radial convention
+    # (E|w - mean|^2 = variance, E (w - mean)^2 = 0) for every entry that supports complex.
+    init = jaxinit.get(spec)
+    dtypes = [jnp.float32, jnp.bfloat16] + ([jnp.complex64] if init.supports_complex else [])
+    for shape in filter(None, (shape2d, conv)):
+        for dtype in dtypes:
+            d = jaxinit.describe(init, shape, key=3, dtype=dtype)
+            assert d.ok, str(d)
+            if jnp.issubdtype(dtype, jnp.complexfloating) and init.random:
+                assert d.circular_z is not None

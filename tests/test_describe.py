@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,3 +74,51 @@ def test_cli_check_float64_under_x64_draws_float64():
         x64=True,
     )
     assert "dtype=float64" in out and "verdict: OK" in out
+
+
+# -- complex dtypes: the radial convention --------------------------------------------------------
+@pytest.mark.parametrize("spec", ["he_normal", "glorot_uniform", "lecun_normal", {"name": "normal", "stddev": 0.1},
+                                  {"name": "he_normal", "distribution": "normal"}])
+def test_describe_accepts_correct_complex_initializers(spec):
+    d = jaxinit.describe(spec, (300, 200), key=1, dtype=jnp.complex64)
+    assert d.ok, str(d)
+    assert isinstance(d.measured_mean, complex) and d.circular_z is not None
+    assert d.ks_statistic is not None  # on |w|^2, whose law the catalog knows
+    assert d.measured_std == pytest.approx(d.expected_std, rel=0.02)
+
+
+def test_describe_flags_a_wrong_complex_variance_and_a_non_circular_draw():
+    class Liar(type(jaxinit.normal(0.1))):
+        def variance(self, shape):
+            return 2 * self.stddev**2
+
+    d = jaxinit.describe(Liar(stddev=0.1), (300, 200), key=1, dtype=jnp.complex64)
+    assert not d.ok and d.std_z < -6
+
+    class RealParts(type(jaxinit.normal(0.1))):
+        def _sample(self, key, shape, dtype):  # E|w|^2 right, but all of it in the real part
+            return (jax.random.normal(key, shape) * self.stddev).astype(dtype)
+
+    d = jaxinit.describe(RealParts(stddev=0.1), (300, 200), key=1, dtype=jnp.complex64)
+    assert abs(d.std_z) < 6 and not d.ok and d.circular_z > 6
+
+
+# -- entries whose draws are not i.i.d. -------------------------------------------------------------
+def test_describe_low_rank_is_judged_on_independent_draws():
+    d = jaxinit.describe(jaxinit.low_rank(4, "he_normal"), (300, 300), key=0)
+    assert d.ok, str(d)
+    assert d.draws > 1 and "independent draws" in str(d)
+
+
+@pytest.mark.parametrize("init, shape", [
+    (jaxinit.low_rank(4, "he_normal"), (300, 300)),
+    (jaxinit.orthogonal(), (128, 64)),
+    (jaxinit.sparse(0.9, 0.05), (300, 200)),
+])
+def test_describe_still_flags_a_wrong_non_iid_initializer(init, shape):
+    # The same draws, claiming twice the variance they have: MISMATCH, never hidden by the spread.
+    liar_type = type("Liar", (type(init),), {"variance": lambda self, s: 2 * type(init).variance(self, s)})
+    liar = liar_type(**{f.name: getattr(init, f.name) for f in dataclasses.fields(init)})
+    assert jaxinit.describe(init, shape, key=0).ok
+    d = jaxinit.describe(liar, shape, key=0)
+    assert not d.ok and d.std_z < -6, str(d)

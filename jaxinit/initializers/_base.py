@@ -101,6 +101,9 @@ class BaseInitializer:
     registry_name: ClassVar[str] = ""
     # Whether the output depends on ``key``; deterministic ones (zeros, identity) say False.
     random: ClassVar[bool] = True
+    # Whether one draw's entries are independent and identically distributed; describe() judges
+    # entries that are not (orthogonal, low_rank, sparse) on the spread over independent draws.
+    iid: ClassVar[bool] = True
     # Whether complex target dtypes are supported.
     supports_complex: ClassVar[bool] = True
     # Fields the repr and to_dict always show, even at their defaults.

@@ -33,6 +33,10 @@ class _Wrapper(BaseInitializer):
     def supports_complex(self) -> bool:  # type: ignore[override]
         return self.base.supports_complex
 
+    @property
+    def iid(self) -> bool:  # type: ignore[override]
+        return self.base.iid
+
     def resolve_dtype(self, dtype):
         # No dtype of its own: the base's default dtype (or saved array's dtype) applies.
         return self.base.resolve_dtype(None) if dtype is None else super().resolve_dtype(dtype)
@@ -146,6 +150,7 @@ class LowRank(_Wrapper):
     """
 
     registry_name = "low_rank"
+    iid = False  # entries of A @ B share the rows of A and the columns of B
     rank: int
     base: BaseInitializer
 

@@ -189,6 +189,7 @@ class Orthogonal(BaseInitializer):
     """
 
     registry_name = "orthogonal"
+    iid = False  # orthonormal rows or columns
     scale: float = 1.0
     column_axis: int = -1
     dtype: str | None = None
@@ -268,6 +269,7 @@ class DeltaOrthogonal(BaseInitializer):
     """
 
     registry_name = "delta_orthogonal"
+    iid = False  # orthonormal rows or columns
     scale: float = 1.0
     column_axis: int = -1
     dtype: str | None = None

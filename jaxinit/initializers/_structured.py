@@ -189,6 +189,7 @@ class Sparse(BaseInitializer):
     """
 
     registry_name = "sparse"
+    iid = False  # exactly z zeros per column
     sparsity: float
     stddev: float = 0.01
 

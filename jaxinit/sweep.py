@@ -26,7 +26,20 @@ does so (:meth:`~jaxinit.initializers.BaseInitializer.apply_from_bits`; orthogon
 Householder reflectors), so products agree with the formed weights' up to rounding. Non-finite values are recorded
 (``first_nonfinite_layer``) and masked to NaN after that layer; they never raise. Underflow is
 recorded too (``first_underflow_layer``: the first layer whose q fell below the smallest normal
-number, zero included), without masking: a signal that vanished to 0 measures as 0.
+number of the network's dtype, zero included), without masking: a signal that vanished to 0
+measures as 0. Gradient underflow likewise (``first_grad_underflow_layer``: see
+:func:`first_grad_underflow`).
+
+Dtypes (:func:`precision_note`, recorded in ``meta.json``): noise is drawn and scaled in the
+initializer's wide dtype (float32; float64 for float64). float32 and float64 networks run the
+factored product above. A bfloat16/float16 network is computed as that network: each combo's
+weights ``W_k = (f_k Z).astype(dtype)`` are formed (the initializer's own draw in the dtype, bit
+for bit), inputs are rounded once to the dtype, and matmuls (``precision=HIGHEST``, accumulated as
+XLA does on the device), bias adds, activations, tangents and backpropagation run in the dtype.
+Every probe is reduced in float32 (float64 for float64) from the dtype's values; gradient norms
+are scaled by their largest entry before squaring, so a gradient with a normal entry has a
+non-zero norm. Integer arrays are int32 and constants are cast to the wide dtype, so a float32
+sweep under ``JAX_ENABLE_X64`` gives the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -641,6 +654,8 @@ def bytes_per_seed(plan: Plan, n_grid: int) -> int:
     live = 8 * combos * rows * max(plan.width, plan.in_dim)
     kept = 2 * (plan.depth - 1) * combos * plan.batch * plan.width if plan.gradients else 0
     weights = 3 * len(plan.groups(min(1, plan.depth))[0]) * plan.width * max(plan.width, plan.in_dim)
+    if np.dtype(plan.dtype) != wide_dtype(np.dtype(plan.dtype)):  # bfloat16/float16: formed per combo
+        weights += 2 * combos * plan.width * max(plan.width, plan.in_dim)
     grams = 4 * combos * plan.batch * plan.batch if plan.gradients else 0
     return item * (live + kept + weights + grams)
 

@@ -440,3 +440,16 @@ def test_relu_law_and_correlation_at_width_512():
     np.testing.assert_array_less(np.abs(q.mean(0) - mean), Z * np.sqrt(var / seeds))
     # the correlation of a ReLU network rises towards 1 with depth (Cho & Saul arc-cosine map)
     assert np.all(np.diff(c.mean(0)) > 0)
+
+
+# -- dtypes (issue 11): underflow against the network's own dtype ----------------------------------
+def test_trace_underflow_is_measured_against_the_network_dtype():
+    # Linear, N(0, 0.01^2) weights at width 8 in float16: q ~ 8e-4 at layer 0 and ~6e-7 at layer 1,
+    # below float16's smallest normal (6.1e-5) though far above float32's (1.2e-38).
+    p = nets.init(jax.random.key(3), 8, 8, 4, None, jaxinit.normal(0.01), dtype=jnp.float16)
+    x = jax.random.normal(jax.random.key(4), (16, 8), jnp.float16)
+    t = probes.trace(p, x, "linear", gradients=True, jacobian=False)
+    assert int(t.first_underflow_layer) == 1 and t.q.dtype == jnp.float32
+    assert float(t.q[0]) > np.finfo(np.float16).tiny > float(t.q[1])
+    p32 = jax.tree.map(lambda a: a.astype(jnp.float32), p)
+    assert int(probes.trace(p32, x.astype(jnp.float32), "linear", jacobian=False).first_underflow_layer) == -1

@@ -122,3 +122,15 @@ def test_describe_still_flags_a_wrong_non_iid_initializer(init, shape):
     assert jaxinit.describe(init, shape, key=0).ok
     d = jaxinit.describe(liar, shape, key=0)
     assert not d.ok and d.std_z < -6, str(d)
+
+
+@pytest.mark.parametrize("argv", [
+    ["he_normal", "--shape", "300,200", "--dtype", "complex64"],
+    ['{"name": "low_rank", "rank": 4, "base": "he_normal"}', "--shape", "300,300"],
+])
+def test_cli_check_passes_correct_complex_and_low_rank_entries(capsys, argv):
+    from jaxinit import cli
+
+    status = cli.main(["check", *argv])
+    out, _ = capsys.readouterr()
+    assert status == 0 and "verdict: OK" in out, out

@@ -74,6 +74,7 @@ import numpy as np
 
 from jaxinit import nets
 from jaxinit._errors import check_choice, check_in_range, check_int, check_positive
+from jaxinit._linalg import singular_values
 from jaxinit.activations import activation as resolve_activation
 
 __all__ = [
@@ -292,7 +293,7 @@ def _forward_probes(params, x, phi, paired, key, jacobian, num_projections, spec
             t = dphi.reshape(flat_n, width) * th
         if spectrum:
             jh = jnp.matmul(jac, layer["kernel"], precision=precision)
-            sv = jnp.linalg.svd(jh.astype(dt), compute_uv=False)
+            sv = singular_values(jh.astype(dt))  # one matrix per LAPACK call (jaxinit._linalg)
             out["spectrum"] = jnp.pad(sv, (0, k - sv.shape[0]), constant_values=jnp.nan)
             jac = dphi.reshape(flat_n, width)[0] * jh
         return (x, t, jac), out

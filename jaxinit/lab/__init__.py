@@ -1,0 +1,1 @@
+"""The laboratory: config -> engine -> store -> figures, composed by ``run``."""

@@ -9,7 +9,7 @@
   sweep`` (whose CLI asks for one CPU device per core) cannot change it for the tests after it.
 """
 
-from jaxinit._env import configure_process
+from jaxinit.runtime import configure_process
 
 configure_process()
 

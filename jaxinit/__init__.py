@@ -19,14 +19,12 @@ from jaxinit.reinit import reinit
 from jaxinit.theory import critical, critical_init
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below
-    from jaxinit.modules import MLP, NnxMLP
+    from jaxinit.nets import MLP, NnxMLP
 
 # The Flax faces import Flax (~0.4 s); they load on first use so a sweep does not pay for them.
 def __getattr__(name):
     if name in ("MLP", "NnxMLP"):
-        from jaxinit import modules
-
-        return getattr(modules, name)
+        return getattr(nets, name)
     raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")
 
 

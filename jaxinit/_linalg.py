@@ -11,7 +11,7 @@ has one thread per usable core and is shared by all CPU devices, so it happens w
 batched LAPACK calls run at the same time: one per device in a sharded program (the sweep with
 one CPU device per core: ``configs/isometry.toml`` hung on 2 cores in the spectrum's batched SVD
 on both devices), or independent calls that XLA's thunk executor runs concurrently in one program
-(the vmapped-QR hang the concurrency-optimized scheduler made likely; see :mod:`jaxinit._env`).
+(the vmapped-QR hang the concurrency-optimized scheduler made likely; see :mod:`jaxinit.runtime`).
 jaxlib 0.11 builds the parallel path out of open-source wheels; jaxinit pins ``jax<0.11``.
 
 Fix. A batch of one never leaves the calling thread (``chunk_size >= batch_count`` runs inline),

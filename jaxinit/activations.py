@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 
-from jaxinit._errors import check_real, did_you_mean
+from jaxinit.errors import check_real, did_you_mean
 
 
 def _hard_tanh(x):

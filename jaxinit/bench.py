@@ -67,8 +67,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-# jaxinit._env imports nothing heavy: the flags jaxinit sets for itself, named once.
-from jaxinit._env import XLA_FAST_COMPILE, XLA_WORKAROUND
+# jaxinit.runtime imports nothing heavy: the flags jaxinit sets for itself, named once.
+from jaxinit.runtime import XLA_FAST_COMPILE, XLA_WORKAROUND
 
 __all__ = [
     "DEFAULT_INITS", "GROWTH_DEPTHS", "RUNS", "SUPPORTED_INITS", "TARGETS", "Settings", "Work", "add_arguments",
@@ -274,7 +274,7 @@ class Settings:
         XLA thread idle, the caller waiting); this flag avoids it and did not change the sweep's speed.
       torch_threads: ``torch.set_num_threads`` for the PyTorch baseline (``None``: torch's default).
       same_xla_flags: give the Flax baselines and the ceiling the XLA flags jaxinit's sweep sets for
-        itself (``jaxinit._env.XLA_FAST_COMPILE``); by default they run with JAX's defaults, as a
+        itself (``jaxinit.runtime.XLA_FAST_COMPILE``); by default they run with JAX's defaults, as a
         Flax user's program would. The jaxinit sweep always runs with its own settings (its CLI, or
         ``configure_process`` in the python runner), which the report lists.
     """
@@ -352,7 +352,7 @@ def median(values):
 """
 
 _JAXINIT_WORKER = _PRELUDE + """
-from jaxinit._env import configure_process, usable_cores
+from jaxinit.runtime import configure_process, usable_cores
 configure_process(usable_cores())  # what the CLI does, and the README asks of library users
 from jaxinit import config, sweep
 T1 = time.perf_counter()
@@ -514,7 +514,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxinit._env import cpu_devices_chosen, usable_cores
+from jaxinit.runtime import cpu_devices_chosen, usable_cores
 
 # Random numbers are drawn on one thread per device: on a CPU the hardware's rate is one device per
 # core drawing side by side (as jaxinit's sweep runs), unless the environment fixed the count.

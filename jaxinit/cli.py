@@ -268,12 +268,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxinit._env import configure_process, usable_cores
+    from jaxinit.runtime import configure_process, usable_cores
 
     args = parser().parse_args(argv)
     if args.command != "bench":  # the benchmark's children choose their own settings (jaxinit.bench)
         cpu_devices = (args.cpu_devices or usable_cores()) if args.command == "sweep" else None
-        configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit._env)
+        configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit.runtime)
     from jaxinit.config import ConfigError
 
     try:

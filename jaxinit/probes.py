@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import nets
-from jaxinit._errors import check_choice, check_in_range, check_int, check_positive
+from jaxinit.errors import check_choice, check_in_range, check_int, check_positive
 from jaxinit._linalg import singular_values
 from jaxinit.activations import activation as resolve_activation
 

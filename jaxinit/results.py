@@ -239,7 +239,7 @@ def device_description() -> dict[str, Any]:
         "local_device_count": jax.local_device_count(),
         "process_count": jax.process_count(),
         "cpu_count": os.cpu_count(),
-        # Process settings that change speed (never the weights): see jaxinit._env.
+        # Process settings that change speed (never the weights): see jaxinit.runtime.
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }

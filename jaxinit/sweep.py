@@ -61,7 +61,7 @@ import numpy as np
 
 from jaxinit import probes
 from jaxinit._linalg import singular_values
-from jaxinit._threefry import fold_in
+from jaxinit._prng import fold_in
 from jaxinit.initializers import BaseInitializer, Normal, TruncatedNormal, Uniform, VarianceScaling
 from jaxinit.initializers._base import wide_dtype
 from jaxinit.initializers._random import random_bits, raw_from_bits, raw_sample, unit_factor

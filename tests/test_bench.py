@@ -222,9 +222,9 @@ def test_same_xla_flags_give_the_baselines_jaxinits_compile_setting(monkeypatch)
     assert bench.XLA_FAST_COMPILE not in bench.Settings().env()["XLA_FLAGS"]
     flags = bench.Settings(same_xla_flags=True).env()["XLA_FLAGS"].split()
     assert flags == [bench.XLA_WORKAROUND, bench.XLA_FAST_COMPILE]
-    from jaxinit import _env
+    from jaxinit import runtime
 
-    assert bench.XLA_FAST_COMPILE == _env.XLA_FAST_COMPILE  # the bench's copy (it never imports JAX)
+    assert bench.XLA_FAST_COMPILE == runtime.XLA_FAST_COMPILE  # the bench's copy (it never imports JAX)
 
 
 def test_median_run_takes_each_figure_over_the_rounds():

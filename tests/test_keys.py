@@ -1,6 +1,6 @@
 """Keys: every entry point takes exactly the keys jax.random takes, and rejects the rest as it does.
 
-jaxinit draws its bits through ``jaxinit._threefry`` (jax.random's numbers as one fused
+jaxinit draws its bits through ``jaxinit._prng`` (jax.random's numbers as one fused
 expression). These tests compare that path, the initializers and ``nets.init`` with
 ``jax.random`` / ``jax.nn.initializers`` over key shapes (), (1,), (2,), (3,), raw (uint32) and
 typed, and scalar and vector ``fold_in`` data: same exception type, or bit-identical results.
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxinit
-from jaxinit import _threefry, nets
+from jaxinit import _prng, nets
 
 
 def _outcome(fn):
@@ -79,7 +79,7 @@ data_values = st.one_of(
 @given(key=keys, data=data_values)
 def test_fold_in_accepts_and_rejects_what_jax_random_does(key, data):
     k = _make_key(*key)
-    _same(_outcome(lambda: _threefry.fold_in(k, data)), _outcome(lambda: jax.random.fold_in(k, data)))
+    _same(_outcome(lambda: _prng.fold_in(k, data)), _outcome(lambda: jax.random.fold_in(k, data)))
 
 
 @settings(max_examples=60, deadline=None)
@@ -88,7 +88,7 @@ def test_fold_in_accepts_and_rejects_what_jax_random_does(key, data):
 def test_bits_accept_and_reject_what_jax_random_does(key, dtype, shape):
     # uint64 without x64 (this process): jax.random.bits warns and truncates; so must we.
     k = _make_key(*key)
-    _same(_outcome(lambda: _threefry.bits(k, shape, dtype)), _outcome(lambda: jax.random.bits(k, shape, dtype)))
+    _same(_outcome(lambda: _prng.bits(k, shape, dtype)), _outcome(lambda: jax.random.bits(k, shape, dtype)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -127,4 +127,4 @@ def test_vector_fold_in_data_is_rejected_by_layer_keys(key):
     with pytest.raises(TypeError, match=r"fold_in accepts a scalar"):
         nets.layer_keys(key, jnp.arange(2))
     with pytest.raises(TypeError, match=r"fold_in accepts a scalar"):
-        _threefry.fold_in(jax.random.PRNGKey(0), np.array([1, 2]))
+        _prng.fold_in(jax.random.PRNGKey(0), np.array([1, 2]))

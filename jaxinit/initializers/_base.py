@@ -11,12 +11,18 @@ shape and (for random entries) that ``key`` is one PRNG key as ``jax.random`` wo
 empty array for zero-size shapes, let the subclass draw in a *wide* dtype (float32, or float64
 when the target is float64/complex128), and cast once to the target dtype. Sampling wide is what
 keeps bfloat16/float16/float8 weights on their intended distribution.
+
+The draw and the cast run as one ``jax.jit`` program, compiled once per (initializer, shape,
+dtype, key kind) and kept in a bounded LRU cache (:data:`EAGER_PROGRAMS`): an eager call is as
+fast as a jitted one, and eager, ``jit`` and ``vmap`` draws agree bit for bit.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -24,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _threefry
-from jaxinit._errors import check_int
+from jaxinit import _prng
+from jaxinit.errors import check_int
 
 
 @runtime_checkable
@@ -108,21 +114,32 @@ class BaseInitializer:
     supports_complex: ClassVar[bool] = True
     # Fields the repr and to_dict always show, even at their defaults.
     always_shown: ClassVar[tuple[str, ...]] = ()
+    # Whether an eager call runs one cached compiled program (see ``_eager_program``); entries
+    # that only return a stored array (from_array) say False: compiling would embed the array.
+    compile_eagerly: ClassVar[bool] = True
 
     # -- the protocol ---------------------------------------------------------------------
     def __call__(self, key: jax.Array, shape: Sequence[int], dtype: Any = None,
                  out_sharding: Any = None) -> jax.Array:
-        shape = canonical_shape(shape, where=repr(self))
+        # ``where=self``: the repr is only formed for an error message, not on every call.
+        shape = canonical_shape(shape, where=self)
         dtype = self.resolve_dtype(dtype)
         # Shape and key are checked before the empty-array shortcut: a zero-size request is
         # refused exactly when the same request with nonzero sizes would be.
         self._check_shape(shape)
         if self.random:
-            _threefry.check_key(key, repr(self))
+            _prng.check_key(key, self)
         if math.prod(shape) == 0:
             return _shard(jnp.zeros(shape, dtype), out_sharding)
-        sample = self._sample(key, shape, dtype)
-        return _shard(sample.astype(dtype), out_sharding)
+        program = _eager_program(self, key, shape, dtype)
+        if program is None:  # a key jax.random must see itself, or nothing to key a cache on
+            return _shard(self._draw(key, shape, dtype), out_sharding)
+        return _shard(program(key) if self.random else program(), out_sharding)
+
+    def _draw(self, key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+        """The checked draw in the target dtype: the body of the program :func:`_eager_program`
+        compiles, and the inline draw where there is none."""
+        return self._sample(key, shape, dtype).astype(dtype)
 
     # -- draws that are a map of random bits (the sweep draws the bits once for several) --------
     def bits_shape(self, shape: Sequence[int], dtype: Any = None) -> tuple[int, ...] | None:
@@ -228,6 +245,108 @@ class BaseInitializer:
         name = spec.pop("name")
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in spec)
         return f"{name}({args})"
+
+
+class ProgramCache:
+    """A bounded least-recently-used map from eager-call signatures to compiled programs.
+
+    Holds at most ``maxsize`` programs (settable at run time; shrinking evicts the least recently
+    used, ``0`` turns the cache off). An evicted program is dropped with its ``jax.jit`` wrapper,
+    so JAX's own per-function caches release its executable. Thread-safe.
+    """
+
+    def __init__(self, maxsize: int):
+        self._entries: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        self.maxsize = maxsize
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:
+        self._maxsize = check_int("maxsize", value, minimum=0, where="jaxinit eager program cache")
+        with self._lock:
+            self._evict()
+
+    def _evict(self) -> None:
+        while len(self._entries) > self._maxsize:
+            self._entries.popitem(last=False)
+
+    def get(self, signature: Any, make: Any) -> Any:
+        """The program cached for ``signature``, else ``make()`` (cached, evicting the oldest)."""
+        with self._lock:
+            program = self._entries.get(signature)
+            if program is not None:
+                self._entries.move_to_end(signature)
+                self.hits += 1
+                return program
+            self.misses += 1
+        program = make()
+        with self._lock:
+            self._entries[signature] = program
+            self._entries.move_to_end(signature)
+            self._evict()
+        return program
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"ProgramCache(maxsize={self._maxsize}, size={len(self)}, hits={self.hits}, misses={self.misses})"
+
+
+# One compiled program per (initializer, shape, dtype, key kind): 512 covers a large model's
+# distinct layer shapes several times over; each entry is one small XLA executable.
+EAGER_PROGRAMS = ProgramCache(512)
+
+
+def _key_kind(key: Any) -> tuple[Any, ...] | None:
+    """What the compiled draw depends on besides the key's bits: typed key and its implementation,
+    or a raw Threefry key; ``None`` for raw keys ``jax.random`` must see itself (other default
+    implementations, ``jax_legacy_prng_key`` warnings), which keep the op-by-op path."""
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        kind: tuple[Any, ...] = ("typed", str(jax.random.key_impl(key)))
+    elif _prng._one_threefry_key(key):
+        kind = ("raw", np.shape(key))
+    else:
+        return None
+    return (*kind, jax.config.jax_threefry_partitionable, jax.config.jax_default_prng_impl)
+
+
+def _eager_program(init: BaseInitializer, key: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """The cached ``jax.jit`` of ``init._draw`` for this call, or ``None`` to draw inline.
+
+    A call of a hashable initializer runs one ``jax.jit`` program per (initializer, shape, dtype,
+    key kind) from :data:`EAGER_PROGRAMS`. Eagerly, the hash, the map of the bits and the cast
+    then run as one compiled kernel, as under ``jit``, not op by op, and a repeated call neither
+    retraces nor recompiles. Under a trace the same ``jax.jit`` is called: ``jit`` and
+    ``eval_shape`` trace it as a nested call (XLA inlines it; its jaxpr is traced once per
+    signature), ``vmap`` batches it, so an eager ``vmap`` over keys runs one compiled batched
+    program too. Every mode therefore computes the same program and gets the same numbers bit for
+    bit; op by op, the last bit of a draw can differ where XLA contracts a multiply-add inside a
+    fused kernel. Output shardings are applied to the program's result by the caller.
+    """
+    if not init.compile_eagerly or EAGER_PROGRAMS.maxsize == 0:
+        return None
+    kind = _key_kind(key) if init.random else ()
+    if kind is None:
+        return None
+    signature = (init, shape, dtype, kind, jax.config.jax_enable_x64)
+    try:
+        hash(signature)
+    except TypeError:  # an initializer holding something unhashable: no cache key
+        return None
+    if init.random:
+        return EAGER_PROGRAMS.get(signature, lambda: jax.jit(lambda k: init._draw(k, shape, dtype)))
+    return EAGER_PROGRAMS.get(signature, lambda: jax.jit(lambda: init._draw(None, shape, dtype)))
 
 
 def _equal(a: Any, b: Any) -> bool:

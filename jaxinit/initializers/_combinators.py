@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxinit._errors import check_int, check_nonnegative, check_positive
+from jaxinit.errors import check_int, check_nonnegative, check_positive
 from jaxinit.initializers._base import BaseInitializer, wide_dtype
 from jaxinit.initializers._registry import as_initializer, register
 

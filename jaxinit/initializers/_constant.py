@@ -10,7 +10,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._errors import check_in_range, check_positive, check_real
+from jaxinit.errors import check_in_range, check_positive, check_real
 from jaxinit.initializers._base import BaseInitializer, dtype_name, wide_dtype
 from jaxinit.initializers._registry import register
 
@@ -96,6 +96,7 @@ class FromArray(BaseInitializer):
 
     registry_name = "from_array"
     random = False
+    compile_eagerly = False  # a compiled program would embed the array as a constant
     array: Any = None
     strict_dtype: bool = False
     dtype: str | None = None

@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
-from jaxinit._errors import check_choice, check_int, did_you_mean
+from jaxinit.errors import check_choice, check_int, did_you_mean
 
 # How a variance-scaling initializer turns the two fans into its denominator.
 FAN_MODES: dict[str, Callable[[float, float], float]] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from jaxinit._errors import check_choice, check_real
+from jaxinit.errors import check_choice, check_real
 
 _UNIT_GAIN = ("linear", "identity", "conv1d", "conv2d", "conv3d",
               "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid")

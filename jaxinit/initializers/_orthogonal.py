@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._errors import check_int, check_positive
+from jaxinit.errors import check_int, check_positive
 from jaxinit._linalg import matrix_at_a_time
 from jaxinit.initializers._base import BaseInitializer, dtype_name, is_complex, wide_dtype
 from jaxinit.initializers._random import normal_from_bits, random_bits

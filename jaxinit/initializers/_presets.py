@@ -25,7 +25,7 @@ import math
 
 import jax
 
-from jaxinit._errors import check_choice, check_int
+from jaxinit.errors import check_choice, check_int
 from jaxinit.initializers._base import BaseInitializer, dtype_name, wide_dtype
 from jaxinit.initializers._constant import Ones, Zeros, constant
 from jaxinit.initializers._orthogonal import orthogonal

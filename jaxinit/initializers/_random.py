@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _threefry
-from jaxinit._errors import check_choice, check_nonnegative, check_positive, check_real
+from jaxinit import _prng
+from jaxinit.errors import check_choice, check_nonnegative, check_positive, check_real
 from jaxinit.initializers._base import BaseInitializer, dtype_name, is_complex, real_dtype, wide_dtype
 from jaxinit.initializers._registry import register
 
@@ -84,8 +84,8 @@ _COMPLEX_TRUNCATED_MASS = 1.0 - math.exp(-4.0)
 # that consumes it: the random-bit generator is what costs, not the maps.
 def random_bits(key, shape, wide) -> jax.Array:
     """``jax.random.bits`` of the bit width of the real dtype ``wide`` (uint32 for float32), through
-    :func:`jaxinit._threefry.bits` (the same bits, one fused kernel on the CPU)."""
-    return _threefry.bits(key, tuple(shape), np.dtype(f"uint{np.finfo(wide).bits}"))
+    :func:`jaxinit._prng.bits` (the same bits, one fused kernel on the CPU)."""
+    return _prng.bits(key, tuple(shape), np.dtype(f"uint{np.finfo(wide).bits}"))
 
 
 def uniform_from_bits(bits, dtype, minval, maxval) -> jax.Array:

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jaxinit._errors import did_you_mean
+from jaxinit.errors import did_you_mean
 from jaxinit.initializers._base import BaseInitializer
 
 _REGISTRY: dict[str, Callable[..., BaseInitializer]] = {}

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._errors import check_in_range, check_int, check_nonnegative, check_positive
+from jaxinit.errors import check_in_range, check_int, check_nonnegative, check_positive
 from jaxinit.initializers._base import BaseInitializer, wide_dtype
 from jaxinit.initializers._registry import register
 

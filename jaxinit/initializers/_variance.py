@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from jaxinit._errors import check_choice, check_positive
+from jaxinit.errors import check_choice, check_positive
 from jaxinit.initializers._base import BaseInitializer, as_axes, dtype_name
 from jaxinit.initializers._fans import FAN_MODES, check_fan_options, fan_denominator, fans_allowing_zero
 from jaxinit.initializers._gains import gain_squared

@@ -17,7 +17,7 @@ import os
 XLA_WORKAROUND = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 # XLA's newer CPU fusion emitters (jaxlib 0.10's default) compiled the benchmark's sweep program in
 # 2.2 s against 1.5 s for the classic emitters, and ran it ~10% slower with a third more memory.
-# The weights drawn are bitwise the same either way (tests/test_env.py); reductions may round
+# The weights drawn are bitwise the same either way (tests/test_runtime.py); reductions may round
 # differently (~1 ulp).
 XLA_FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false"
 

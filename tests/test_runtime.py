@@ -1,4 +1,4 @@
-"""Process settings (jaxinit._env): they change speed, never the weights drawn."""
+"""Process settings (jaxinit.runtime): they change speed, never the weights drawn."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 
-from jaxinit import _env
+from jaxinit import runtime
 
 DRAW = """
 import sys
@@ -26,9 +26,9 @@ print(jax.device_count())
 
 
 def _draw(tmp_path, name, configure):
-    # Only the deadlock workaround (not a speed setting) in the plain process: see jaxinit._env.
+    # Only the deadlock workaround (not a speed setting) in the plain process: see jaxinit.runtime.
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    env["XLA_FLAGS"] = _env.XLA_WORKAROUND
+    env["XLA_FLAGS"] = runtime.XLA_WORKAROUND
     path = tmp_path / f"{name}.npz"
     code = textwrap.dedent(DRAW.format(configure=configure))
     out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True, capture_output=True, text=True)
@@ -39,7 +39,7 @@ def _draw(tmp_path, name, configure):
 def test_process_settings_leave_the_weights_bitwise_unchanged(tmp_path):
     plain, plain_devices = _draw(tmp_path, "plain", "")
     configured, devices = _draw(tmp_path, "configured",
-                                "from jaxinit._env import configure_process; configure_process(cpu_devices=3)")
+                                "from jaxinit.runtime import configure_process; configure_process(cpu_devices=3)")
     assert (plain_devices, devices) == (1, 3)
     assert sorted(plain) == sorted(configured)
     for name in plain:
@@ -49,10 +49,10 @@ def test_process_settings_leave_the_weights_bitwise_unchanged(tmp_path):
 def test_configure_process_keeps_what_the_environment_chose(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
-    _env.configure_process()
+    runtime.configure_process()
     flags = os.environ["XLA_FLAGS"].split()
-    assert "--xla_cpu_use_fusion_emitters=true" in flags and _env.XLA_FAST_COMPILE not in flags
-    assert _env.XLA_WORKAROUND in flags
+    assert "--xla_cpu_use_fusion_emitters=true" in flags and runtime.XLA_FAST_COMPILE not in flags
+    assert runtime.XLA_WORKAROUND in flags
     assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
     monkeypatch.setenv("JAX_NUM_CPU_DEVICES", "1")
-    assert _env.cpu_devices_chosen()
+    assert runtime.cpu_devices_chosen()

@@ -8,7 +8,15 @@ A verdict reads the per-layer *trend*, not one end-to-start ratio:
   the layers (the median over seeds, as a per-layer factor ``q_rate``). ``vanishing`` when
   :math:`q \to 0` (underflow, an exact 0, or ``q_rate`` below :math:`e^{-\tau}`), ``exploding``
   when it grows (``q_rate`` above :math:`e^{\tau}`, or overflow), ``converging`` when it settles
-  (:math:`q \to q^* > 0`; the value reached is shown). :math:`\tau = 6 / \mathrm{width}`:
+  (:math:`q \to q^* > 0`; the value reached is shown). Two more readings of the same window keep
+  a slow trend from passing as flat: the whole window's change (beyond a factor
+  ``WINDOW_FACTOR`` it is vanishing or exploding, however small the per-layer factor: He-initialised
+  ReLU at width 128 loses 1e-8 of its median q over 1000 layers at x0.985/layer), and the power
+  law :math:`q \propto l^{p}` (the slope of :math:`\log q` against :math:`\log l`): at the edge of
+  chaos with :math:`q^* = 0` (tanh at :math:`\sigma_w^2 = 1`) q decays as :math:`1/l`, a factor of 2
+  over the last half of any depth, so :math:`p < -1/2` reads ``vanishing (power law)`` and
+  :math:`p > 1/2` ``growing (power law)``; a settling q has :math:`|p|` below 0.3 in every shipped
+  config. :math:`\tau = 6 / \mathrm{width}`:
   at finite width :math:`\log q` takes a random step per layer of variance about
   :math:`7/\mathrm{width}` (ReLU, one input: :math:`2/\mathrm{width}` from the new weights,
   :math:`5/\mathrm{width}` from :math:`\mathrm{Var}[\phi(h)^2]`), so its median drifts by about
@@ -33,6 +41,10 @@ import numpy as np
 
 # |log(per-layer factor)| within FLAT_PER_WIDTH / width counts as no trend (finite-width noise).
 FLAT_PER_WIDTH = 6.0
+# A change of q by more than this factor over the fitted window is a trend, whatever its rate.
+WINDOW_FACTOR = 8.0
+# |p| of q ~ l^p beyond which a slow (power-law) trend is reported: 1/l decay has p = -1.
+POWER_LAW = 0.5
 
 
 def flat_tolerance(width: int | None) -> float:
@@ -64,6 +76,8 @@ class Verdict:
     has_gradients: bool = False
     tolerance: float = 6.0 / 256  # tau: |log rate| within it is flat
     theory: str | None = None  # "ordered, q* = 0.1" where the mean-field theory applies
+    window: int = 0            # layers in the fit of log q (the last half)
+    power: float = math.nan    # median p of q ~ l^p over the same layers
 
     @property
     def forward(self) -> str:
@@ -77,10 +91,15 @@ class Verdict:
             return "vanishing (to zero)"
         if not math.isfinite(self.rate):
             return "vanishing (to zero)" if self.rate == 0.0 else "undetermined (no finite trend of q)"
-        if math.log(self.rate) < -self.tolerance:
+        change = math.log(self.rate) * max(self.window - 1, 0)
+        if math.log(self.rate) < -self.tolerance or change < -math.log(WINDOW_FACTOR):
             return f"vanishing (x{self.rate:.3g}/layer)"
-        if math.log(self.rate) > self.tolerance:
+        if math.log(self.rate) > self.tolerance or change > math.log(WINDOW_FACTOR):
             return f"exploding (x{self.rate:.3g}/layer)"
+        if self.power < -POWER_LAW:
+            return f"vanishing (power law, q ~ l^{self.power:.2g})"
+        if self.power > POWER_LAW:
+            return f"growing (power law, q ~ l^{self.power:.2g})"
         return f"converging (q -> {self.q_last:.3g})"
 
     @property
@@ -122,6 +141,18 @@ def _log_slopes(values: np.ndarray, layers: slice) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.log(np.where((v > 0) & np.isfinite(v), v, np.nan))
     x = np.arange(n) - (n - 1) / 2
+    return np.sum(y * x, axis=-1) / np.sum(x * x)
+
+
+def _power_laws(values: np.ndarray, first: int) -> np.ndarray:
+    """Per seed, the least-squares slope of log(values[..., first:]) against log(l), l = layer index + 1."""
+    v = values[..., first:]
+    if v.shape[-1] < 2:
+        return np.full(v.shape[:-1], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(np.where((v > 0) & np.isfinite(v), v, np.nan))
+    x = np.log(np.arange(first, values.shape[-1]) + 1.0)
+    x = x - x.mean()
     return np.sum(y * x, axis=-1) / np.sum(x * x)
 
 
@@ -173,7 +204,9 @@ def verdicts(results) -> list[Verdict]:
         depth = q.shape[-1]
         width = results.coords["program"][p].get("width")
         tol = flat_tolerance(int(width) if width else None)
-        q_slopes = _log_slopes(q, slice(depth // 2 if depth >= 4 else 0, depth))
+        first = depth // 2 if depth >= 4 else 0
+        q_slopes = _log_slopes(q, slice(first, depth))
+        q_powers = _power_laws(q, first)
         grad_slopes = _log_slopes(grad, slice(0, grad.shape[-1])) if grad is not None else None
         theory_texts = _theory_texts(results, program) if results.meta.get("config", {}).get(
             "probes", {}).get("theory", True) else {}
@@ -198,7 +231,7 @@ def verdicts(results) -> list[Verdict]:
                         0.0 if grad is not None and grad_ratio == 0.0 else math.nan),
                     grad_underflow_layer=int(np.median(g_under)) if g_under.size else -1,
                     n_grad_underflow=int(g_under.size), has_gradients=grad is not None, tolerance=tol,
-                    theory=theory_texts.get((i, g))))
+                    theory=theory_texts.get((i, g)), window=depth - first, power=_median(q_powers[i, g])))
     return out
 
 

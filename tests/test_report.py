@@ -61,6 +61,22 @@ def test_q_decaying_or_growing_geometrically():
     assert one(synthetic(zeros)).verdict == "vanishing (to zero)"
 
 
+def test_slow_trends_over_long_depth_are_not_converging():
+    # He ReLU at width 128, depth 1000 (configs/deep_1000.toml): x0.985/layer is within the
+    # per-layer tolerance 6/128, but the median q loses a factor 1e-8 over the last 500 layers.
+    slow = np.tile(0.985 ** np.arange(1000.0), (4, 1))
+    assert one(synthetic(slow, width=128)).verdict == "vanishing (x0.985/layer)"
+    assert one(synthetic(1 / slow, width=128)).verdict == "exploding (x1.02/layer)"
+    # At the edge of chaos with q* = 0, q ~ 1/l: a factor 2 over the last half of any depth, and a
+    # per-layer factor that tends to 1 with depth; the power law tells it from a settled q.
+    power = np.tile(1 / (1 + np.arange(1000.0)), (4, 1))
+    assert one(synthetic(power, width=128)).verdict == "vanishing (power law, q ~ l^-1)"
+    linear = np.tile(1 + np.arange(1000.0), (4, 1))  # ReLU at sigma_w^2 = 2 with a bias: q grows ~ l
+    assert one(synthetic(linear, width=128)).verdict == "growing (power law, q ~ l^1)"
+    settled = np.tile(0.6 + 0.4 * 0.9 ** np.arange(1000.0), (4, 1))
+    assert one(synthetic(settled, width=128)).verdict == "converging (q -> 0.6)"
+
+
 def test_zero_or_underflowed_or_non_finite_gradients_are_never_flat():
     q = np.ones((4, 50))
     grad = np.tile(np.r_[np.zeros(17), np.geomspace(1e-17, 1.0, 33)], (4, 1))  # issue 11: ratio exactly 0

@@ -20,6 +20,7 @@ bytecode:
 
 test: $(STAMP)
 	$(BIN)/ruff check jaxinit tests experiments
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 sweep: $(STAMP) bytecode

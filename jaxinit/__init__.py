@@ -5,13 +5,30 @@ Everything public is re-exported here; read this file to see the whole API.
 * the catalog (``jaxinit.he_normal``, ``jaxinit.get``, ``jaxinit.describe``, ...): ``jaxinit.initializers``;
 * the network: ``jaxinit.nets`` (functional MLP), ``jaxinit.MLP`` (flax.linen), ``jaxinit.NnxMLP`` (flax.nnx);
 * measurement and theory: ``jaxinit.probes`` (``trace`` -> ``Trace``), ``jaxinit.theory``;
-* the sweep: ``jaxinit.config`` -> ``jaxinit.sweep`` -> ``jaxinit.results`` -> ``jaxinit.plots``;
-* re-initializing a model you did not write: ``jaxinit.reinit``.
+* the laboratory: ``jaxinit.lab`` -- ``lab.config`` -> ``lab.engine`` -> ``lab.store`` -> ``lab.figures``,
+  composed by ``lab.run``;
+* re-initializing a model you did not write: ``jaxinit.reinit``; process settings: ``jaxinit.runtime``.
+
+The folders are the layers; each imports only from those below it (pyproject.toml's import-linter
+contracts, run by ``make test``)::
+
+    cli                                   `jaxinit ...`: prints and exits            (top)
+    bench                                 the benchmark harness and its workers
+    lab.run                               config -> engine -> store, progress, resume, stall watchdog
+    lab.figures, lab.report               figures and verdicts from a results folder
+    lab.store                             the results folder: writer, reader, summary.csv
+    lab.engine                            compiled programs: pure (plan, keys) -> arrays, no files
+    lab.config, lab.data                  TOML -> frozen, validated configs; offline data
+    lsuv, reinit                          data-dependent and after-the-fact initialization
+    probes, theory                        measurement and mean-field theory
+    nets                                  the MLP: functional core + linen + nnx faces
+    initializers                          the catalog
+    activations, errors, runtime, _gauss, _linalg, _prng, _io, _stats, _toml   shared pieces (bottom)
 """
 
 from typing import TYPE_CHECKING
 
-from jaxinit import activations, config, nets, probes, results, sweep, theory
+from jaxinit import activations, lab, nets, probes, runtime, theory
 from jaxinit.initializers import *  # noqa: F403  (the catalog; its __all__ is the list)
 from jaxinit.initializers import __all__ as _catalog_all
 from jaxinit.probes import Trace, trace
@@ -32,6 +49,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_catalog_all,
-    "MLP", "NnxMLP", "Trace", "__version__", "activations", "config", "critical", "critical_init", "nets",
-    "probes", "reinit", "results", "sweep", "theory", "trace",
+    "MLP", "NnxMLP", "Trace", "__version__", "activations", "critical", "critical_init", "lab", "nets",
+    "probes", "reinit", "runtime", "theory", "trace",
 ]

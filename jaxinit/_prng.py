@@ -23,6 +23,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The key scheme (one home; nets, the sweep engine and the results folder's description use it).
+# fold_in index of a network key's bias branch: 2**31 - 1, far beyond any layer index.
+BIAS_STREAM = 2**31 - 1
+# fold_in index of the data branch of a sweep's root key: inputs and targets never reuse a layer key.
+DATA_BRANCH = 2**31 - 1
+# How a sweep's numbers follow from its keys, as written into every results folder's meta.json.
+RANDOM_SCHEME = (
+    "Layer l of seed s draws its weights with the initializer from "
+    "fold_in(fold_in(jax.random.key(base_seed), s), l) (base_seed = {base_seed}); the key does not "
+    "depend on the initializer or the grid point, so every initializer and grid point sees the same "
+    "underlying noise for the same (seed, layer) (common random numbers: comparisons are paired). "
+    "Seed ids are the s above; results do not depend on chunking or device count."
+)
+
 # Rotation constants of Threefry-2x32, alternating every four rounds, and the key-schedule parity.
 ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 KEY_PARITY = 0x1BD11BDA
@@ -88,8 +102,9 @@ def check_key(key, where: object) -> None:
         try:
             typed = jax.random.wrap_key_data(jnp.asarray(key))
         except TypeError as err:
+            dtype = key.dtype if hasattr(key, "dtype") else np.asarray(key).dtype  # tracers too
             raise TypeError(f"{where} needs a PRNG key (jax.random.key(seed), or a raw uint32[2] "
-                            f"key); got key of shape {np.shape(key)} and dtype {np.asarray(key).dtype}: "
+                            f"key); got key of shape {np.shape(key)} and dtype {dtype}: "
                             f"{err}") from None
     else:
         raise TypeError(f"{where} needs a PRNG key (jax.random.key(seed), or a raw uint32[2] key); "

@@ -152,8 +152,9 @@ def _fmt(x: float) -> str:
 
 # -- sweep / plot ------------------------------------------------------------------------------
 def cmd_sweep(args) -> int:
-    from jaxinit import config as config_lib
-    from jaxinit import report, sweep
+    from jaxinit.lab import config as config_lib
+    from jaxinit.lab import report
+    from jaxinit.lab import run as lab_run
 
     overrides = {}
     if args.seeds is not None:
@@ -164,9 +165,9 @@ def cmd_sweep(args) -> int:
         overrides["output.dir"] = args.out
     config = config_lib.load(args.config, overrides=overrides)
     try:
-        results = sweep.run(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
+        results = lab_run.run(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
                             notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
-    except sweep.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
+    except lab_run.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
         print(f"jaxinit: sweep stalled: {err}", file=sys.stderr)
         return EXIT_STALLED
     print(report.format_run(results))
@@ -178,7 +179,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from jaxinit import results
+    from jaxinit.lab import store as results
 
     path = Path(args.folder)
     if (path / results.META_FILE).is_file() and not (path / results.ARRAYS_FILE).exists():
@@ -192,11 +193,11 @@ def cmd_plot(args) -> int:
 
 
 def _write_figures(results_or_folder) -> list[Path]:
-    """:func:`jaxinit.plots.write_all`, its :class:`~jaxinit.plots.FigureWarning` s (a theory curve
+    """:func:`jaxinit.lab.figures.write_all`, its :class:`~jaxinit.lab.figures.FigureWarning` s (a theory curve
     left out, seeds missing) printed as one ``jaxinit: note:`` line each on stderr."""
     import warnings
 
-    from jaxinit import plots
+    from jaxinit.lab import figures as plots
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", plots.FigureWarning)
@@ -274,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "bench":  # the benchmark's children choose their own settings (jaxinit.bench)
         cpu_devices = (args.cpu_devices or usable_cores()) if args.command == "sweep" else None
         configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit.runtime)
-    from jaxinit.config import ConfigError
+    from jaxinit.errors import ConfigError
 
     try:
         return args.func(args)

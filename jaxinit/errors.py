@@ -1,4 +1,4 @@
-"""One error style for the whole package.
+"""One error style for the whole package, and its error types (:class:`ConfigError`, :class:`ResultsError`).
 
 Messages read ``<what> must be <allowed>; got <value>[ (<context>)].[ Did you mean ...?]``
 so the user sees the argument, the offending value and what to do instead.
@@ -9,7 +9,11 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 from collections.abc import Iterable
+from typing import Any
+
+from jaxinit._toml import format_value
 
 
 def _context(where: object | None) -> str:
@@ -85,3 +89,43 @@ def check_in_range(
         interval = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
         raise ValueError(f"{arg} must be in {interval}; got {value!r}{_context(where)}.")
     return value
+
+
+class ConfigError(ValueError):
+    """A bad config: ``<file>: <key path>[ = <value>]: <problem>``, one line.
+
+    Attributes:
+      source: the file (or ``"<dict>"``) the config came from.
+      key: the dotted key path (``"grid.bias_variance[2]"``), or ``""`` for the whole file.
+      problem: what is wrong and what is allowed.
+      value: the offending value, when there is one (else the class attribute ``NO_VALUE``).
+    """
+
+    NO_VALUE: Any = object()
+
+    def __init__(self, source: str, key: str, problem: str, value: Any = NO_VALUE):
+        self.source = str(source)
+        self.key = key
+        self.problem = problem
+        self.value = value
+        where = key
+        if value is not ConfigError.NO_VALUE:
+            where = f"{key} = {format_value(value)}"
+        super().__init__(f"{self.source}: {where}: {problem}" if where else f"{self.source}: {problem}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.key, self.problem, self.value))
+
+
+class ResultsError(ConfigError):
+    """A results folder that cannot be used as asked: ``<folder>: <problem>``.
+
+    A :class:`ConfigError` (so a ``ValueError``): the CLI reports it in one line
+    with exit status 2, like a bad config.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        super().__init__(str(path), "", problem)
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.problem))

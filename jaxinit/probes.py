@@ -73,9 +73,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import nets
-from jaxinit.errors import check_choice, check_in_range, check_int, check_positive
 from jaxinit._linalg import singular_values
 from jaxinit.activations import activation as resolve_activation
+from jaxinit.errors import check_choice, check_in_range, check_int, check_positive
 
 __all__ = [
     "DEAD_THRESHOLD", "FORWARD_FIELDS", "LOSSES", "PER_LAYER_FIELDS", "SATURATION_THRESHOLD",

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxinit import bench
-from jaxinit import config as config_lib
+from jaxinit.lab import config as config_lib
 
 TINY = bench.Work(inits=("he_normal", "glorot_normal"), seeds=2, depth=3, width=16, batch=8)
 TINY_CEILING = {"matmul_n": 128, "rng_n": 2**14, "reps": 1, "min_time": 0.01}

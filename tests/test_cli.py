@@ -124,13 +124,13 @@ def test_an_initializer_that_cannot_draw_its_shape_is_a_config_error(tmp_path, c
 
 
 def test_plot_on_an_unfinished_folder_draws_what_exists_and_says_what_is_missing(tmp_path, capsys):
-    from jaxinit import config as jconfig
-    from jaxinit import sweep
+    from jaxinit.lab import config as jconfig
+    from jaxinit.lab import run as lab_run
 
     out = tmp_path / "run"
     data = {"network": {"depth": [2, 3], "width": 4, "activation": "tanh"}, "inputs": {"batch": 2},
             "sweep": {"seeds": 2, "initializers": ["lecun_normal"]}, "output": {"dir": str(out)}}
-    assert sweep.run(jconfig.from_dict(data), progress=False, stop_after_chunks=1) is None
+    assert lab_run.run(jconfig.from_dict(data), progress=False, stop_after_chunks=1) is None
     assert not (out / "arrays.npz").exists()
     status, stdout, err = run(capsys, "plot", str(out))
     assert status == 0

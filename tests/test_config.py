@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import jaxinit
-from jaxinit import config as cfg
-from jaxinit.config import ConfigError, GridConfig, from_dict, grid_points, load, parse_override
+from jaxinit.lab import config as cfg
+from jaxinit.lab.config import ConfigError, GridConfig, from_dict, grid_points, load, parse_override
+from jaxinit.lab.config import read as config_read
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
 SHIPPED = {"quickstart", "seeds_comparison", "phase_tanh", "deep_1000", "isometry"}
@@ -607,7 +608,7 @@ def test_initializer_tables_with_their_arguments_pass():
 
 def test_reading_a_finished_folders_config_does_not_trace_initializers(monkeypatch):
     calls = []
-    monkeypatch.setattr(cfg, "_draw_problem", lambda *a: calls.append(a))
+    monkeypatch.setattr(config_read, "_draw_problem", lambda *a: calls.append(a))
     from_dict(base(), check_process=False)
     assert calls == []
     from_dict(base())

@@ -12,14 +12,16 @@ import jax
 import numpy as np
 import pytest
 
-from jaxinit import config as jconfig
-from jaxinit import plots, results, sweep
+from jaxinit.lab import config as jconfig
+from jaxinit.lab import figures as plots
+from jaxinit.lab import run as lab_run
+from jaxinit.lab import store as results
 
 
 def _run(tmp_path_factory, name: str, data: dict):
     out = tmp_path_factory.mktemp(name)
     data = {**data, "output": {"dir": str(out)}}
-    return sweep.run(jconfig.from_dict(data), out=str(out), progress=False)
+    return lab_run.run(jconfig.from_dict(data), out=str(out), progress=False)
 
 
 def _copy(folder, tmp_path, name="copy"):
@@ -150,7 +152,7 @@ def unfinished(tmp_path_factory):
             "grid": {"weight_variance": [1.0, 2.0], "bias_variance": [0.0, 0.1]},
             "probes": {"forward": True, "gradients": True, "jacobian": True, "spectrum": True, "theory": True},
             "output": {"dir": str(out), "chunk": 2}}
-    assert sweep.run(jconfig.from_dict(data), progress=False, stop_after_chunks=1) is None
+    assert lab_run.run(jconfig.from_dict(data), progress=False, stop_after_chunks=1) is None
     return out
 
 

@@ -12,8 +12,9 @@ import zlib
 import numpy as np
 import pytest
 
-from jaxinit import config as jconfig
-from jaxinit import plots, sweep
+from jaxinit.lab import config as jconfig
+from jaxinit.lab import figures as plots
+from jaxinit.lab import run as lab_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SINGLE_FIGURES = ("q", "grad_w_norm", "correlation", "dead_saturated", "jacobian_msv", "spectrum")
@@ -22,7 +23,7 @@ SINGLE_FIGURES = ("q", "grad_w_norm", "correlation", "dead_saturated", "jacobian
 def _run(tmp_path_factory, name: str, data: dict):
     out = tmp_path_factory.mktemp(name)
     data = {**data, "output": {"dir": str(out)}}
-    return sweep.run(jconfig.from_dict(data), out=str(out), progress=False)
+    return lab_run.run(jconfig.from_dict(data), out=str(out), progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def test_other_implementations_and_batched_keys_go_to_jax_random(key):
 
 def test_the_sweep_program_has_no_rolled_threefry_loop():
     # The point of the module: no while loop of threefry rounds left in the compiled sweep step.
-    from jaxinit import sweep
+    from jaxinit.lab.engine import sweep
 
     def step(k):
         return sweep.random_bits(_prng.fold_in(k, 3), (8, 8), jnp.float32)

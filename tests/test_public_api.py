@@ -37,12 +37,12 @@ def test_every_name_in_nets_all_resolves():
 def test_the_library_and_the_sweep_do_not_import_flax_until_a_flax_face_is_used():
     out = run_python("""
     import sys
-    import jaxinit, jaxinit.cli, jaxinit.sweep
+    import jaxinit, jaxinit.cli, jaxinit.lab.run
     print("flax" in sys.modules)
     model = jaxinit.MLP(4, depth=2)
     print("flax" in sys.modules, type(model).__module__, jaxinit.nets.NnxMLP.__name__)
     """)
-    assert out.split() == ["False", "True", "jaxinit.modules", "NnxMLP"]
+    assert out.split() == ["False", "True", "jaxinit.nets.linen", "NnxMLP"]
 
 
 def test_readme_catalog_table_matches_the_registry():

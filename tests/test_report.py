@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxinit import config as config_lib
-from jaxinit import report, sweep
-from jaxinit.report import Verdict, _num
-from jaxinit.results import Results
+from jaxinit.lab import config as config_lib
+from jaxinit.lab import report
+from jaxinit.lab import run as lab_run
+from jaxinit.lab.report import Verdict, _num
+from jaxinit.lab.store import Results
 
 
 def synthetic(q, grad=None, width=256, grad_underflow=None, underflow=None, nonfinite=None):
@@ -128,7 +129,7 @@ def _sweep(tmp_path, activation, initializers, grid=None, depth=30, width=128, s
     if grid:
         data["grid"] = grid
     data["output"] = {"dir": str(tmp_path / name), "chunk": 0}
-    return sweep.run(config_lib.from_dict(data, source="test"), progress=False)
+    return lab_run.run(config_lib.from_dict(data, source="test"), progress=False)
 
 
 @pytest.mark.slow

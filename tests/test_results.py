@@ -6,13 +6,15 @@ import csv
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
-from jaxinit import results as res
-from jaxinit.config import ConfigError, from_dict
-from jaxinit.results import ResultsError, ResultsFolder, load
+from jaxinit import _io
+from jaxinit.lab import store as res
+from jaxinit.lab.config import ConfigError, from_dict
+from jaxinit.lab.store import ResultsError, ResultsFolder, load
 
 N_SEEDS = 5
 
@@ -81,7 +83,7 @@ def test_prepare_writes_resolved_toml_when_no_text(tmp_path):
     folder = ResultsFolder(tmp_path / "r")
     folder.prepare(config)
     path = folder.path / "config.toml"
-    from jaxinit.config import load as load_config
+    from jaxinit.lab.config import load as load_config
     assert load_config(path) == from_dict(config.to_dict(), source=str(path))
 
 
@@ -116,7 +118,7 @@ def test_output_folder_not_writable_is_refused_even_as_root(tmp_path, config, mo
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(res.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(ResultsError, match=r"ro: the output folder is not writable \(Permission denied\); choose "
                                            r"another --out or fix its permissions"):
         ResultsFolder(tmp_path / "ro").prepare(config)
@@ -549,7 +551,7 @@ def test_rewriting_a_file_keeps_its_mode(tmp_path):
     target = tmp_path / "meta.json"
     target.write_text("{}")
     target.chmod(0o640)
-    res._atomic_write(target, lambda f: f.write("{\"a\": 1}\n"), binary=False)
+    _io.atomic_write(target, lambda f: f.write("{\"a\": 1}\n"), binary=False)
     assert target.read_text() == "{\"a\": 1}\n" and target.stat().st_mode & 0o777 == 0o640
 
 

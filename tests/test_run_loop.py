@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from jaxinit import cli, sweep
-from jaxinit import config as jconfig
+from jaxinit import cli
+from jaxinit.lab import config as jconfig
+from jaxinit.lab import run as lab_run
+from jaxinit.lab.engine import sweep
 
 
 def small(out, *, seeds=8, chunk=4, **network) -> jconfig.SweepConfig:
@@ -39,7 +41,7 @@ def hang_after_first_chunk(monkeypatch):
         release.wait(60)
         raise RuntimeError("released at the end of the test")
 
-    monkeypatch.setattr(sweep, "measure_chunk", measure)
+    monkeypatch.setattr(lab_run, "measure_chunk", measure)
     yield calls
     release.set()
 
@@ -49,8 +51,8 @@ def test_a_stalled_chunk_ends_the_sweep_naming_program_and_chunk(tmp_path, hang_
     out = tmp_path / "run"
     config = small(out)
     start = time.monotonic()
-    with pytest.raises(sweep.SweepStalled) as info:
-        sweep.run(config, progress=False, stall_timeout=0.5)
+    with pytest.raises(lab_run.SweepStalled) as info:
+        lab_run.run(config, progress=False, stall_timeout=0.5)
     assert time.monotonic() - start < 30
     err = info.value
     program = config.programs()[0].id
@@ -90,22 +92,22 @@ def test_stall_timeout_zero_waits_and_bad_values_are_refused(tmp_path, monkeypat
         time.sleep(0.3)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "measure_chunk", measure)
-    results = sweep.run(small(tmp_path / "a", seeds=4), progress=False, stall_timeout=0)
+    monkeypatch.setattr(lab_run, "measure_chunk", measure)
+    results = lab_run.run(small(tmp_path / "a", seeds=4), progress=False, stall_timeout=0)
     assert results is not None and slow == [1]
     with pytest.raises(ValueError, match=r"stall_timeout must be a number of seconds >= 0 .* got -1"):
-        sweep.run(small(tmp_path / "b"), progress=False, stall_timeout=-1)
+        lab_run.run(small(tmp_path / "b"), progress=False, stall_timeout=-1)
     assert not (tmp_path / "b").exists()
 
 
 def test_default_stall_limit_is_derived_from_finished_chunks_and_compile_time():
-    assert sweep.stall_limit([], 2.0) == 60.0            # floor
-    assert sweep.stall_limit([], 10.0) == 200.0          # 20 x compile time before any chunk
-    assert sweep.stall_limit([1.0, 30.0], 100.0) == 300.0  # 10 x the slowest finished chunk after
+    assert lab_run.stall_limit([], 2.0) == 60.0            # floor
+    assert lab_run.stall_limit([], 10.0) == 200.0          # 20 x compile time before any chunk
+    assert lab_run.stall_limit([1.0, 30.0], 100.0) == 300.0  # 10 x the slowest finished chunk after
 
 
 def _stalled(elapsed, limit):
-    return sweep.SweepStalled(f"{elapsed:.1f} > {limit}", "p", 1, 1, [0])
+    return lab_run.SweepStalled(f"{elapsed:.1f} > {limit}", "p", 1, 1, [0])
 
 
 def test_a_busy_chunk_is_not_a_stall_on_the_cpu_but_an_idle_one_is():
@@ -116,13 +118,13 @@ def test_a_busy_chunk_is_not_a_stall_on_the_cpu_but_an_idle_one_is():
             x += 1
         return x
 
-    assert sweep._watched(busy, 0.3, True, _stalled) > 0  # computing past the limit: not stalled
-    with pytest.raises(sweep.SweepStalled):
-        sweep._watched(busy, 0.3, False, _stalled)           # without the idle rule (accelerators): stalled
-    with pytest.raises(sweep.SweepStalled):
-        sweep._watched(lambda: time.sleep(3), 0.3, True, _stalled)  # idle past the limit: stalled
+    assert lab_run._watched(busy, 0.3, True, _stalled) > 0  # computing past the limit: not stalled
+    with pytest.raises(lab_run.SweepStalled):
+        lab_run._watched(busy, 0.3, False, _stalled)           # without the idle rule (accelerators): stalled
+    with pytest.raises(lab_run.SweepStalled):
+        lab_run._watched(lambda: time.sleep(3), 0.3, True, _stalled)  # idle past the limit: stalled
     with pytest.raises(KeyError, match="boom"):
-        sweep._watched(lambda: {}["boom"], 5.0, True, _stalled)     # the chunk's own error comes through
+        lab_run._watched(lambda: {}["boom"], 5.0, True, _stalled)     # the chunk's own error comes through
 
 
 # ----------------------------------------------------------------------------- no folder left behind
@@ -130,17 +132,17 @@ def test_a_run_that_fails_before_its_first_chunk_leaves_no_folder(tmp_path, monk
     def broken(*args, **kwargs):
         raise RuntimeError("compiler exploded")
 
-    monkeypatch.setattr(sweep, "compile_program", broken)
+    monkeypatch.setattr(lab_run, "compile_program", broken)
     out = tmp_path / "new" / "nested" / "run"
     with pytest.raises(RuntimeError, match="compiler exploded"):
-        sweep.run(small(out), progress=False)
+        lab_run.run(small(out), progress=False)
     assert not (tmp_path / "new").exists()   # the folder and the parents it created
     assert tmp_path.exists()
 
 
 def test_a_failed_run_never_removes_a_folder_that_existed(tmp_path, monkeypatch):
     done = tmp_path / "done"
-    assert sweep.run(small(done), progress=False, stop_after_chunks=1) is None  # one finished chunk
+    assert lab_run.run(small(done), progress=False, stop_after_chunks=1) is None  # one finished chunk
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / ".keep").write_text("mine")
@@ -148,10 +150,10 @@ def test_a_failed_run_never_removes_a_folder_that_existed(tmp_path, monkeypatch)
     def broken(*args, **kwargs):
         raise RuntimeError("chunk exploded")
 
-    monkeypatch.setattr(sweep, "measure_chunk", broken)
+    monkeypatch.setattr(lab_run, "measure_chunk", broken)
     for out in (done, empty):
         with pytest.raises(RuntimeError, match="chunk exploded"):
-            sweep.run(small(out), progress=False)
+            lab_run.run(small(out), progress=False)
     assert chunk_files(done) == ["chunk-000000.npz"] and (done / "meta.json").exists()
     assert (empty / ".keep").read_text() == "mine"
 
@@ -161,11 +163,11 @@ def test_meta_keeps_the_timings_of_every_session_that_computed(tmp_path):
     out = tmp_path / "run"
     config = small(out)
     pid = config.programs()[0].id
-    assert sweep.run(config, progress=False, stop_after_chunks=1) is None
+    assert lab_run.run(config, progress=False, stop_after_chunks=1) is None
     first = json.loads((out / "meta.json").read_text())
-    sweep.run(config, progress=False)                     # resumes: computes the second chunk
+    lab_run.run(config, progress=False)                     # resumes: computes the second chunk
     second = json.loads((out / "meta.json").read_text())
-    sweep.run(config, progress=False)                     # finished: computes nothing
+    lab_run.run(config, progress=False)                     # finished: computes nothing
     third = json.loads((out / "meta.json").read_text())
 
     assert [s["chunks_written"] for s in second["sessions"]] == [1, 1]
@@ -181,13 +183,13 @@ def test_meta_keeps_the_timings_of_every_session_that_computed(tmp_path):
 # ----------------------------------------------------------------------------- chunk size said
 def test_a_rounded_chunk_size_is_said(tmp_path):
     notes = []
-    sweep.run(small(tmp_path / "a", chunk=3), progress=False, notify=notes.append)
+    lab_run.run(small(tmp_path / "a", chunk=3), progress=False, notify=notes.append)
     assert len(notes) == 1
     assert notes[0].startswith("output.chunk = 3 rounded up to 4 seeds per chunk in depth2-width8-tanh: a chunk "
                                "is a multiple of 4 seeds per vmap block x 1 device(s)")
     quiet = []
-    sweep.run(small(tmp_path / "b", chunk=4), progress=False, notify=quiet.append)
-    sweep.run(small(tmp_path / "c", chunk=0), progress=False, notify=quiet.append)
+    lab_run.run(small(tmp_path / "b", chunk=4), progress=False, notify=quiet.append)
+    lab_run.run(small(tmp_path / "c", chunk=0), progress=False, notify=quiet.append)
     assert quiet == []
 
 

@@ -21,8 +21,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxinit import config as jconfig
-from jaxinit import sweep
+from jaxinit.lab import config as jconfig
+from jaxinit.lab.engine import sweep
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 DEVICES = 2

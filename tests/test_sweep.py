@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 import jaxinit
-from jaxinit import config as config_lib
-from jaxinit import nets, probes, sweep
+from jaxinit import nets, probes
 from jaxinit.activations import activation
+from jaxinit.lab import config as config_lib
+from jaxinit.lab import run as lab_run
+from jaxinit.lab.engine import sweep
 
 from catalog_cases import CASES
 from conftest import run_python
@@ -212,7 +214,8 @@ def test_results_do_not_depend_on_chunking():
 def test_results_do_not_depend_on_device_count():
     code = """
     import numpy as np, jax, jaxinit
-    from jaxinit import sweep
+    from jaxinit.lab import run as lab_run
+    from jaxinit.lab.engine import sweep
     from jaxinit.activations import activation
     plan = sweep.Plan(depth=4, width=16, in_dim=16, out_dim=10, batch=6, activation=activation("relu"),
                       initializers=(jaxinit.he_normal(), jaxinit.normal(0.3)), bias_init=jaxinit.zeros)
@@ -240,7 +243,8 @@ def test_results_do_not_depend_on_device_count():
 def test_chunk_plan_uses_no_more_devices_than_seed_blocks():
     code = """
     import jaxinit
-    from jaxinit import sweep
+    from jaxinit.lab import run as lab_run
+    from jaxinit.lab.engine import sweep
     from jaxinit.activations import activation
     plan = sweep.Plan(depth=3, width=8, in_dim=8, out_dim=10, batch=4, activation=activation("relu"),
                       initializers=(jaxinit.he_normal(),), bias_init=jaxinit.zeros)
@@ -336,14 +340,14 @@ def quick_config(tmp_path, **overrides):
 
 def test_quickstart_end_to_end_and_resume(tmp_path):
     config = quick_config(tmp_path)
-    assert sweep.run(config, progress=False, stop_after_chunks=1) is None  # "interrupted" after one chunk
+    assert lab_run.run(config, progress=False, stop_after_chunks=1) is None  # "interrupted" after one chunk
     folder = tmp_path / "out"
     first = sorted(folder.glob("chunks/*/*.npz"))
     assert len(first) == 1
     stamp = first[0].stat().st_mtime_ns
-    resumed = sweep.run(config, progress=False)
+    resumed = lab_run.run(config, progress=False)
     assert first[0].stat().st_mtime_ns == stamp  # the finished chunk was not recomputed
-    straight = sweep.run(dataclasses.replace(config, output=dataclasses.replace(config.output,
+    straight = lab_run.run(dataclasses.replace(config, output=dataclasses.replace(config.output,
                                                                                 dir=str(tmp_path / "b"))),
                          progress=False)
     for name in straight.arrays:

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import jaxinit
-from jaxinit import config as config_lib
-from jaxinit import nets, probes, sweep
+from jaxinit import nets, probes
 from jaxinit.activations import activation
+from jaxinit.lab import config as config_lib
+from jaxinit.lab import run as lab_run
+from jaxinit.lab.engine import sweep
 
 from conftest import run_python
 
@@ -114,9 +116,9 @@ def test_float16_underflow_is_recorded_against_float16s_smallest_normal(tmp_path
     # 6.1e-5) and ~6e-7 at layer 1 (below it); float32 reaches 1.2e-38 only after ~12 layers.
     data = config_dict(tmp_path, "f16", dtype="float16", depth=5, activation="linear", bias="zeros")
     data["sweep"]["initializers"] = [{"name": "normal", "stddev": 0.01}, "he_normal"]
-    res = sweep.run(config_lib.from_dict(data, source="f16.toml"), progress=False)
+    res = lab_run.run(config_lib.from_dict(data, source="f16.toml"), progress=False)
     f32 = dict(data, network=dict(data["network"], dtype="float32"), output={"dir": str(tmp_path / "f32")})
-    res32 = sweep.run(config_lib.from_dict(f32, source="f32.toml"), progress=False)
+    res32 = lab_run.run(config_lib.from_dict(f32, source="f32.toml"), progress=False)
     under = res.get("first_underflow_layer")  # (initializer, grid point, seed)
     np.testing.assert_array_equal(under[0], 1)
     np.testing.assert_array_equal(under[1], -1)
@@ -158,9 +160,10 @@ def test_precision_note_states_each_dtype():
 # -- item 2: JAX_ENABLE_X64 ------------------------------------------------------------------------
 X64_RUN = """
 import json, sys
-from jaxinit import config as config_lib, sweep
+from jaxinit.lab import config as config_lib
+from jaxinit.lab.engine import sweep
 for name, data in json.loads(sys.argv[1] if len(sys.argv) > 1 else {configs!r}).items():
-    sweep.run(config_lib.from_dict(data, source=name + ".toml"), progress=False)
+    lab_run.run(config_lib.from_dict(data, source=name + ".toml"), progress=False)
 print("ok")
 """
 
@@ -170,7 +173,7 @@ def test_float32_and_float64_sweeps_under_x64(tmp_path):
     assert run_python(X64_RUN.format(configs=json.dumps(configs)), x64=True).strip().endswith("ok")
     # The float32 config under x64 gives the numbers of a run without x64, bit for bit.
     plain = config_dict(tmp_path, "plain_f32")
-    sweep.run(config_lib.from_dict(plain, source="plain.toml"), progress=False)
+    lab_run.run(config_lib.from_dict(plain, source="plain.toml"), progress=False)
     with np.load(tmp_path / "x64_f32" / "arrays.npz") as a, np.load(tmp_path / "plain_f32" / "arrays.npz") as b:
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit.errors import check_int, check_positive
 from jaxinit._linalg import matrix_at_a_time
+from jaxinit.errors import check_int, check_positive
 from jaxinit.initializers._base import BaseInitializer, dtype_name, is_complex, wide_dtype
 from jaxinit.initializers._random import normal_from_bits, random_bits
 from jaxinit.initializers._registry import register

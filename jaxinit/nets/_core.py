@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._prng import fold_in
+from jaxinit._prng import BIAS_STREAM, fold_in
 from jaxinit.activations import activation as resolve_activation
 from jaxinit.errors import check_choice, check_int
 from jaxinit.initializers import he_normal, zeros
@@ -18,8 +18,6 @@ from jaxinit.initializers import he_normal, zeros
 # The default kernel initializer of the Flax modules (ReLU is their default activation).
 DEFAULT_KERNEL_INIT = he_normal()
 
-# fold_in index of the bias branch of a network key: 2**31 - 1, far beyond any layer index.
-BIAS_STREAM = 2**31 - 1
 
 OUTPUT_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softmax": lambda y: jax.nn.softmax(y, axis=-1),

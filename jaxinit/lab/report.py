@@ -166,7 +166,7 @@ def _theory_texts(results, program: str) -> dict[tuple[int, int], str]:
     """``{(i, g): "phase, q* = ..."}`` where the mean-field theory applies to the row."""
     from jaxinit import theory
     try:
-        from jaxinit.plots import theory_overlay
+        from jaxinit.lab.figures import theory_overlay
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

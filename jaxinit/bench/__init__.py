@@ -7,7 +7,7 @@ norms). Each contender runs end to end in a fresh Python process (import, compil
 collect), timed from outside; compile and warm run times are read from inside:
 
 * ``jaxinit`` -- ``python -m jaxinit.cli sweep CONFIG --out DIR --fresh --no-plots --quiet`` on a
-  generated TOML config (or, ``--runner python``, a few lines calling :func:`jaxinit.sweep.run`);
+  generated TOML config (or, ``--runner python``, a few lines calling :func:`jaxinit.lab.run.run`);
   compile and run times come from the results' ``meta.json``;
 * ``flax_loop`` -- baseline (a): per (initializer, seed), a jitted ``model.init`` + ``model.apply``
   of an unrolled ``flax.linen`` MLP (``nn.Dense`` layers, ``relu``) returning the per-layer ``q``;
@@ -102,7 +102,7 @@ LEGEND = {
 }
 BASELINES = ("flax_loop", "flax_vmap", "torch_loop")
 
-# Targets of the benchmark (issue 5, measured on a 2-core CPU). Each compares jaxinit with a baseline
+# Targets of the benchmark (measured on a 2-core CPU). Each compares jaxinit with a baseline
 # as speedup = baseline time / jaxinit time (> 1: jaxinit ahead). "within 2x of torch" is speedup >= 0.5.
 TARGETS = {
     "default": (  # the default work: 4 initializers x 32 seeds, depth 50, width 256, batch 128
@@ -354,9 +354,9 @@ def median(values):
 _JAXINIT_WORKER = _PRELUDE + """
 from jaxinit.runtime import configure_process, usable_cores
 configure_process(usable_cores())  # what the CLI does, and the README asks of library users
-from jaxinit import config, sweep
+from jaxinit.lab import config, run
 T1 = time.perf_counter()
-sweep.run(config.load(SPEC["config"]), out=SPEC["out"], fresh=True, progress=False)
+run.run(config.load(SPEC["config"]), out=SPEC["out"], fresh=True, progress=False)
 emit({"import_s": T1 - T0, "total_s": time.perf_counter() - T0, "device_peak_bytes": device_peak_bytes()})
 """
 
@@ -590,7 +590,7 @@ out["rng_per_s"] = {name: max(out["rng_per_s_large"][name], out["rng_per_s_work"
 # The engine's noise groups for this work (which initializers share one draw per seed and layer).
 try:
     import jaxinit
-    from jaxinit.sweep import noise_group
+    from jaxinit.lab.engine.sweep import noise_group
 
     groups = []
     for name in SPEC["inits"]:
@@ -694,7 +694,7 @@ def measure_jaxinit(work: Work, *, runner: str = "auto", plots: bool = False, se
             "name": name,
             "runner": runner,
             "command": (f"python -m jaxinit.cli sweep CONFIG --out DIR --fresh --quiet{'' if plots else ' --no-plots'}"
-                        if runner == "cli" else "python -c <config.load + jaxinit.sweep.run>"),
+                        if runner == "cli" else "python -c <config.load + jaxinit.lab.run.run>"),
             "compile_s": float(sum(timings.get("compile_s", {}).values())),
             "run_s": float(sum(timings.get("run_s", {}).values())),
             "engine_wall_s": timings.get("wall_s"),
@@ -1227,7 +1227,7 @@ def _format_targets(report: dict[str, Any]) -> list[str]:
         rows.append((t["target"], bound, _x(t.get("measured")), _mark(t.get("met"))))
     if not rows:
         return []
-    return [f"targets (issue 5, {which}, set on a 2-core CPU)", *_grid(("", "target", "measured", ""), rows)]
+    return [f"targets ({which}, set on a 2-core CPU)", *_grid(("", "target", "measured", ""), rows)]
 
 
 def _format_sanity(report: dict[str, Any]) -> list[str]:
@@ -1329,7 +1329,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="depths for --growth (default 10,100,1000)")
     parser.add_argument("--runner", choices=("auto", "cli", "python"), default="auto",
                         help="how to start jaxinit's sweep: the CLI (auto, when present) or a python -c calling "
-                             "jaxinit.sweep.run")
+                             "jaxinit.lab.run.run")
     parser.add_argument("--plots", action="store_true", help="let the jaxinit sweep draw its figures too")
     parser.add_argument("--skip", type=_skips, default=(), help="comma-separated runs to leave out: "
                         "flax_loop, flax_vmap, torch_loop, ceiling")

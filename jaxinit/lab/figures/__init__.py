@@ -58,7 +58,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxinit.results import FIGURES_DIR, Results, _atomic_write, load
+from jaxinit._io import atomic_write
+from jaxinit._stats import seed_stats
+from jaxinit.lab.store import FIGURES_DIR, Results, load
 
 __all__ = [
     "DPI", "FIGURE_FILES", "MAX_CURVES", "FigureWarning", "correlation_figure", "critical_line",
@@ -93,33 +95,6 @@ _BAND_ALPHA = 0.18
 # ---------------------------------------------------------------------------------------------
 
 
-def seed_stats(values: Any, axis: int = 0) -> dict[str, np.ndarray]:
-    """Median, 5% and 95% quantiles and the count of finite values along ``axis`` (the seeds).
-
-    Non-finite entries (overflow, missing seeds) are left out; a slice with none finite gives NaN.
-    Never warns. Quantiles use numpy's default (linear) rule.
-
-    Example:
-      >>> s = seed_stats([[1.0, 2.0], [3.0, np.inf], [5.0, np.nan]], axis=0)
-      >>> s["median"].tolist(), s["n_finite"].tolist()
-      ([3.0, 2.0], [3, 1])
-    """
-    x = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
-    x = np.where(np.isfinite(x), x, np.nan)
-    ordered = np.sort(x, axis=-1)  # NaN last
-    n = np.sum(np.isfinite(ordered), axis=-1)
-    out: dict[str, np.ndarray] = {}
-    top = np.maximum(n - 1, 0)
-    for name, p in (("q05", 0.05), ("median", 0.5), ("q95", 0.95)):
-        h = top * p
-        lo = np.floor(h).astype(np.int64)
-        hi = np.minimum(lo + 1, top)
-        a = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
-        b = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
-        value = a + (h - lo) * (b - a)
-        out[name] = np.where(n > 0, value, np.nan)
-    out["n_finite"] = n
-    return out
 
 
 def _overflow_layers(values: np.ndarray, first_nonfinite: np.ndarray | None) -> np.ndarray:
@@ -358,8 +333,6 @@ def theory_overlay(results: Results | str | os.PathLike, program: str | int | No
         overlay = theory_overlay(results, "depth6-width32-relu")
         overlay["q"][he_index, 0]   # -> [2., 2., 2., 2., 2., 2.]
     """
-    from jaxinit.sweep import DIGITS_DIM
-
     res = _as_results(results)
     p = _program_index(res, program)
     prog = res.coords["program"][p]
@@ -382,7 +355,7 @@ def theory_overlay(results: Results | str | os.PathLike, program: str | int | No
         return out
     act = config.programs()[p].activation
     inputs = config.inputs
-    in_dim = DIGITS_DIM if inputs.kind == "digits" else width
+    in_dim = config.in_dim(config.programs()[p])
     q0 = float(inputs.q0)
     c0 = float(inputs.correlation) if inputs.kind == "pairs" else (0.0 if inputs.kind == "gaussian" else None)
     out.update(activation=act, q0=q0, c0=c0)
@@ -607,7 +580,7 @@ class _Context:
 
     def missing_text(self) -> str | None:
         """What a partial assembly lacks, in a line (None for a complete one)."""
-        from jaxinit.results import _ranges
+        from jaxinit.lab.store.layout import _ranges
 
         missing = {pid: seeds for pid, seeds in self.results.missing_seeds.items() if seeds}
         if not missing:
@@ -1225,9 +1198,9 @@ def phase_figures(results) -> dict[str, Any]:
 
 
 def _save(fig, path: Path) -> None:
-    """savefig through :func:`jaxinit.results._atomic_write` (readers never see half a PNG; the
+    """savefig through :func:`jaxinit._io.atomic_write` (readers never see half a PNG; the
     file gets the umask's mode and survives a power loss once written)."""
-    _atomic_write(path, lambda f: fig.savefig(f, dpi=DPI, format="png"))
+    atomic_write(path, lambda f: fig.savefig(f, dpi=DPI, format="png"))
 
 
 _SINGLE: tuple[tuple[str, Callable[[Any], Any]], ...] = (

@@ -2,7 +2,7 @@
 
 Structure of one compiled program (one per distinct (depth, width, activation)):
 
-* seeds are mapped with ``lax.map(..., batch_size=SEED_BLOCK)``: every seed is computed inside a
+* seeds are mapped with ``lax.map(..., batch_size=block)`` (:class:`ChunkPlan`): every seed is computed inside a
   vmap of the same fixed width, so a seed's numbers do not depend on the chunk it landed in (chunks
   are padded to a multiple of the block and sharded over local devices with ``shard_map``);
 * per seed, a ``lax.scan`` over layers draws each layer's weights inside the step from
@@ -44,15 +44,10 @@ sweep under ``JAX_ENABLE_X64`` gives the same numbers bit for bit.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
 import math
-import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -61,17 +56,14 @@ import numpy as np
 
 from jaxinit import probes
 from jaxinit._linalg import singular_values
-from jaxinit._prng import fold_in
+from jaxinit._prng import DATA_BRANCH, fold_in
 from jaxinit.initializers import BaseInitializer, Normal, TruncatedNormal, Uniform, VarianceScaling
 from jaxinit.initializers._base import wide_dtype
 from jaxinit.initializers._random import random_bits, raw_from_bits, raw_sample, unit_factor
+from jaxinit.lab.config import READOUT_DIM
 from jaxinit.nets import layer_keys
 
 HIGHEST = jax.lax.Precision.HIGHEST
-# Seeds per vmap block: every seed is computed in a vmap of exactly this width (bitwise chunking).
-SEED_BLOCK = 4
-# Data keys live on their own branch of the root key so they never collide with layer keys.
-DATA_BRANCH = 0x7FFFFFFF
 
 
 
@@ -621,14 +613,13 @@ def precision_note(dtype: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Programs, chunks and devices
 # ---------------------------------------------------------------------------------------------
-OUT_DIM = 10  # readout width for the gradient probes' loss (10 classes for xent)
-DIGITS_DIM = 64
+OUT_DIM = READOUT_DIM  # the readout the gradient probes' loss reads (the config's, one home)
 
 
 def plan_for(config, program) -> Plan:
     """The static :class:`Plan` of one program of a validated :class:`~jaxinit.config.SweepConfig`."""
     inputs, probes = config.inputs, config.probes
-    in_dim = DIGITS_DIM if inputs.kind == "digits" else program.width
+    in_dim = config.in_dim(program)
     return Plan(
         depth=program.depth, width=program.width, in_dim=in_dim, out_dim=OUT_DIM, batch=inputs.n_inputs,
         activation=program.activation, initializers=tuple(e.init for e in config.sweep.initializers),
@@ -763,226 +754,6 @@ def measure_chunk(compiled, plan: Plan, chunks: ChunkPlan, base_seed: int, seed_
         seeds = jax.device_put(seeds, compiled.input_shardings[0][1])
     out = compiled(np.uint32(base_seed), seeds, np.asarray(wv, wide), np.asarray(bv, wide))
     return {k: np.moveaxis(np.asarray(v)[:n], 0, 2) for k, v in out.items()}
-
-
-class SweepStalled(RuntimeError):
-    """A chunk made no progress within the stall limit (see :func:`run`'s ``stall_timeout``).
-
-    ``program`` and ``chunk`` (1-based, of ``chunks`` this session runs for the program) name what
-    was running; ``seeds`` are its seed ids.
-    """
-
-    def __init__(self, message: str, program: str, chunk: int, chunks: int, seeds: Sequence[int]):
-        super().__init__(message)
-        self.program, self.chunk, self.chunks, self.seeds = program, chunk, chunks, list(seeds)
-
-
-# A chunk is stalled when it has run longer than its limit and, on the CPU, the process has also
-# done (almost) no work for the last STALL_IDLE_S of it (a deadlocked XLA runtime sleeps: 0% CPU).
-STALL_MIN_S = 60.0
-STALL_IDLE_S = 30.0
-IDLE_CPU_FRACTION = 0.05  # of one core
-
-
-def stall_limit(finished: Sequence[float], compile_seconds: float) -> float:
-    """The default stall limit of a program's next chunk, in seconds.
-
-    ``max(60, 10 x its slowest finished chunk)`` once the program has finished a chunk in this
-    session, else ``max(60, 20 x its compile time)``: generous against a busy machine, finite
-    against a hang.
-    """
-    base = 10.0 * max(finished) if finished else 20.0 * compile_seconds
-    return max(STALL_MIN_S, base)
-
-
-def _watched(fn: Callable[[], Any], limit: float | None, idle_check: bool,
-             stalled: Callable[[float, float], Exception]) -> Any:
-    """``fn()`` in a daemon thread, waited for by this one; ``raise stalled(elapsed, limit)`` when it
-    runs past ``limit`` seconds (and, with ``idle_check``, the process was idle for the last
-    ``min(STALL_IDLE_S, limit)`` seconds). A stalled call is abandoned, never killed: the CLI exits."""
-    if limit is None:
-        return fn()
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as err:  # noqa: BLE001 - re-raised in the waiting thread
-            box["error"] = err
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="jaxinit-chunk", daemon=True).start()
-    step = min(1.0, max(0.05, limit / 4))
-    start = prev = last_active = time.monotonic()
-    cpu_prev = time.process_time()
-    while not done.wait(step):
-        now, cpu = time.monotonic(), time.process_time()
-        if cpu - cpu_prev > IDLE_CPU_FRACTION * (now - prev):
-            last_active = now
-        prev, cpu_prev = now, cpu
-        if now - start > limit and (not idle_check or now - last_active >= min(STALL_IDLE_S, limit)):
-            raise stalled(now - start, limit)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def _chunk_notes(config, chunk_plans: dict[str, ChunkPlan]) -> list[str]:
-    """What became of a requested ``output.chunk`` that the engine had to round (one line per outcome)."""
-    requested, n_seeds = config.output.chunk, config.sweep.seeds
-    if requested <= 0:
-        return []
-    by_outcome: dict[tuple[int, int, int], list[str]] = {}
-    for pid, cp in chunk_plans.items():
-        if min(cp.size, n_seeds) != min(requested, n_seeds):
-            by_outcome.setdefault((min(cp.size, n_seeds), cp.block, cp.devices), []).append(pid)
-    notes = []
-    for (size, block, devices), pids in by_outcome.items():
-        where = pids[0] if len(pids) == 1 else f"{len(pids)} programs ({pids[0]}, ...)"
-        notes.append(f"output.chunk = {requested} rounded up to {size} seeds per chunk in {where}: a chunk "
-                     f"is a multiple of {block} seeds per vmap block x {devices} device(s), so that a "
-                     "seed's numbers do not depend on its chunk")
-    return notes
-
-
-def _session_timings(meta: dict[str, Any], session: dict[str, Any] | None) -> dict[str, Any]:
-    """meta.json's ``sessions`` (every session that computed something) and ``timings``, their totals."""
-    sessions = list(meta.get("sessions") or [])
-    if not sessions and isinstance(meta.get("timings"), dict):  # written before sessions were kept
-        sessions = [{"timings": meta["timings"], "device": meta.get("device")}]
-    if session is None:
-        return {"sessions": sessions} if sessions else {}
-    sessions.append(session)
-    total: dict[str, Any] = {"compile_s": {}, "run_s": {}, "wall_s": 0.0}
-    for s in sessions:
-        t = s.get("timings") or {}
-        for kind in ("compile_s", "run_s"):
-            for pid, sec in (t.get(kind) or {}).items():
-                total[kind][pid] = total[kind].get(pid, 0.0) + float(sec)
-        total["wall_s"] += float(t.get("wall_s") or 0.0)
-    return {"sessions": sessions, "timings": total, "device": session["device"]}
-
-
-def _discard(path: Path, created: Path | None) -> None:
-    """Remove a results folder this session created and wrote no chunk into, and the parents it
-    created on the way when they are empty; never a folder that existed before."""
-    if created is None:
-        return
-    shutil.rmtree(path, ignore_errors=True)
-    for parent in [path, *path.parents]:
-        with contextlib.suppress(OSError):
-            parent.rmdir()
-        if parent == created:
-            break
-
-
-def run(config, *, out: str | None = None, fresh: bool = False, progress: bool = True,
-        stop_after_chunks: int | None = None, stall_timeout: float | None = None,
-        notify: Callable[[str], None] | None = None):
-    """Run a validated sweep into its results folder and return the assembled :class:`Results`.
-
-    Resumes an interrupted run of the same config (finished chunks are kept and skipped);
-    ``stop_after_chunks`` stops early on purpose (tests of resumption) and returns ``None``.
-
-    ``stall_timeout``: seconds one chunk may run before the sweep stops with :class:`SweepStalled`
-    (naming the program and chunk); ``None`` derives a limit per chunk (:func:`stall_limit`), ``0``
-    waits forever. On the CPU a chunk must also have left the process idle (under 5% of a core)
-    for the last ``min(30 s, limit)``: a slow chunk that computes is never stopped there.
-
-    ``notify`` receives one-line notes (a requested chunk size the engine rounded up); default: the
-    ``jaxinit.sweep`` logger's warnings.
-
-    A run that fails before writing its first chunk leaves no folder behind when it created the
-    folder; a folder that existed before is never removed. ``meta.json`` keeps, under ``sessions``,
-    the device and timings of every session that computed something, and their totals under ``timings``.
-    """
-    from tqdm.auto import tqdm
-
-    from jaxinit import results as results_lib
-
-    if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and stall_timeout >= 0):
-        raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
-    say = notify or logging.getLogger(__name__).warning
-    folder = results_lib.ResultsFolder(out or config.output.dir)
-    path = folder.path.absolute()
-    created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
-    written = 0
-    try:
-        folder.prepare(config, fresh=fresh)
-        points = config.grid_points()
-        wv, bv = grid_arrays(points)
-        programs = config.programs()
-        todo = {p.id: folder.missing_seeds(p.id) for p in programs}
-        plans, chunk_plans, work = {}, {}, []
-        for program in programs:
-            plan = plans[program.id] = plan_for(config, program)
-            cp = chunk_plans[program.id] = chunk_plan(plan, len(points), config.sweep.seeds, config.output.chunk,
-                                                      config.output.memory_budget_mb)
-            chunks = cp.chunks(todo[program.id])
-            work += [(program, i + 1, len(chunks), seeds) for i, seeds in enumerate(chunks)]
-        for note in _chunk_notes(config, chunk_plans) if work else []:
-            say(note)
-        timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
-        finished: dict[str, list[float]] = {}
-        start = time.perf_counter()
-        started_at = results_lib._now()
-        bar = tqdm(total=len(work), desc="chunks", unit="chunk", disable=not progress or not work,
-                   mininterval=0.5, leave=False)
-        compiled_for: dict[str, Any] = {}
-        try:
-            for program, index, count, seeds in work:
-                plan, cp = plans[program.id], chunk_plans[program.id]
-                if program.id not in compiled_for:
-                    compiled_for[program.id], seconds = compile_program(plan, cp, len(points))
-                    timings["compile_s"][program.id] = seconds
-                if stall_timeout is None:
-                    limit = stall_limit(finished.get(program.id, []), timings["compile_s"][program.id])
-                else:
-                    limit = float(stall_timeout) or None
-
-                def stalled(elapsed, limit, program=program, index=index, count=count, seeds=seeds):
-                    return SweepStalled(
-                        f"no progress for {elapsed:.0f} s in program {program.id}, chunk {index} of {count} "
-                        f"(seeds {results_lib._ranges(seeds)}; stall limit {limit:g} s). Finished chunks are "
-                        f"kept in {folder.path}: rerun the same command to resume, or set --stall-timeout "
-                        "(seconds; 0 waits forever)", program.id, index, count, seeds)
-
-                t0 = time.perf_counter()
-                arrays = _watched(
-                    lambda plan=plan, cp=cp, program=program, seeds=seeds: measure_chunk(
-                        compiled_for[program.id], plan, cp, config.sweep.base_seed, seeds, wv, bv),
-                    limit, jax.default_backend() == "cpu", stalled)
-                dims = {"spectrum": ("singular_value",)} if "spectrum" in arrays else None
-                folder.write_chunk(program.id, None, arrays, seeds, dims=dims)
-                seconds = time.perf_counter() - t0
-                finished.setdefault(program.id, []).append(seconds)
-                timings["run_s"][program.id] = timings["run_s"].get(program.id, 0.0) + seconds
-                written += 1
-                bar.update(1)
-                if stop_after_chunks is not None and written >= stop_after_chunks:
-                    return None
-        finally:
-            bar.close()
-            timings["wall_s"] = time.perf_counter() - start
-            session = None
-            if written or timings["compile_s"]:
-                session = {"started": started_at, "device": results_lib.device_description(),
-                           "timings": timings, "chunks_written": written}
-            folder.write_meta({
-                **_session_timings(folder.read_meta(), session),
-                "chunk_plan": {pid: dataclasses.asdict(cp) for pid, cp in chunk_plans.items()},
-                "engine": {"seed_block": {pid: cp.block for pid, cp in chunk_plans.items()},
-                           "common_random_numbers": _crn_note(plans)},
-                "precision": precision_note(config.network.dtype),
-            })
-    except BaseException:
-        if written == 0:
-            _discard(path, created)
-        raise
-    return folder.assemble(config)
-
 
 def _crn_note(plans: dict[str, Plan]) -> dict[str, dict[str, Any]]:
     """Per program, at a hidden layer: which initializers share raw noise (one draw per layer,

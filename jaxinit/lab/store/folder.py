@@ -1,4 +1,4 @@
-"""The results folder of a sweep: chunks written as they finish, assembled arrays, a tidy table.
+"""The results folder of a sweep, written: chunks written as they finish, assembled arrays, a tidy table.
 
 Layout of a folder (``ResultsFolder(path)``)::
 
@@ -29,188 +29,50 @@ mean/median/quantiles and counted (``n_finite``), never raised.
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import datetime
 import importlib.metadata
 import json
-import math
 import os
 import platform
-import re
-import secrets
 import shutil
-import stat
 import tempfile
-import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxinit.config import ConfigError, SweepConfig, from_dict
-
-__all__ = [
-    "FORMAT", "SUMMARY_COLUMNS", "SUMMARY_STATS", "Results", "ResultsError", "ResultsFolder", "device_description",
-    "load", "package_versions", "summarize",
-]
-
-FORMAT = "jaxinit-results/1"
-CONFIG_FILE = "config.toml"
-META_FILE = "meta.json"
-CHUNKS_DIR = "chunks"
-ARRAYS_FILE = "arrays.npz"
-COORDS_FILE = "arrays.json"
-SUMMARY_FILE = "summary.csv"
-FIGURES_DIR = "figures"
-# What --fresh removes; anything else in the folder is left alone.
-_OWNED = (CONFIG_FILE, META_FILE, CHUNKS_DIR, ARRAYS_FILE, COORDS_FILE, SUMMARY_FILE, FIGURES_DIR)
-
-BASE_DIMS = ("initializer", "grid_point", "seed")
-SUMMARY_STATS = ("mean", "std", "median", "q05", "q25", "q75", "q95")
-# What each column of summary.csv means (also written to meta.json as "summary_columns").
-SUMMARY_COLUMNS = {
-    "program": "program id (depth x width x activation)",
-    "activation": "activation of the program", "depth": "depth of the program", "width": "width of the program",
-    "initializer": "initializer label", "grid_point": "index of the grid point (0 without a grid)",
-    "weight_variance": "grid sigma_w^2 (empty: the initializer's own)",
-    "bias_variance": "grid sigma_b^2 (empty: the bias initializer's own)",
-    "layer": "layer index j = 0 .. depth - 1 (pre-activation h^(j+1)); empty for per-network statistics",
-    "statistic": "array name in arrays.npz",
-    "mean": "mean over the seeds with a finite value",
-    "std": "population standard deviation over the seeds with a finite value (ddof = 0: divides by n_finite, "
-           "not n_finite - 1)",
-    "median": "median over the seeds with a finite value",
-    "q05": "5% quantile over the seeds with a finite value (numpy's linear rule)",
-    "q25": "25% quantile (likewise)", "q75": "75% quantile (likewise)", "q95": "95% quantile (likewise)",
-    "n_seeds": "seeds present (a partial assembly has fewer than sweep.seeds)",
-    "n_finite": "seeds present with a finite value (NaN, inf: overflow; left out of every statistic)",
-}
-_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_PROGRAM_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_CHUNK_FILE = re.compile(r"chunk-(\d+)\.npz")
-_SEEDS_KEY, _DIMS_KEY, _PROGRAM_KEY = "__seed_ids__", "__dims__", "__program__"
-_VERSIONED = ("jax", "jaxlib", "flax", "optax", "numpy", "jaxinit")
-
-RANDOM_SCHEME = (
-    "Layer l of seed s draws its weights with the initializer from "
-    "fold_in(fold_in(jax.random.key(base_seed), s), l) (base_seed = {base_seed}); the key does not "
-    "depend on the initializer or the grid point, so every initializer and grid point sees the same "
-    "underlying noise for the same (seed, layer) (common random numbers: comparisons are paired). "
-    "Seed ids are the s above; results do not depend on chunking or device count."
+from jaxinit._io import atomic_write, fsync_dir, write_json
+from jaxinit._prng import RANDOM_SCHEME
+from jaxinit.errors import ResultsError
+from jaxinit.lab.config import SweepConfig
+from jaxinit.lab.store.layout import (
+    _CHUNK_FILE,
+    _DIMS_KEY,
+    _NAME,
+    _OWNED,
+    _PROGRAM_ID,
+    _PROGRAM_KEY,
+    _SEEDS_KEY,
+    _VERSIONED,
+    ARRAYS_FILE,
+    BASE_DIMS,
+    CHUNKS_DIR,
+    CONFIG_FILE,
+    COORDS_FILE,
+    FORMAT,
+    META_FILE,
+    SUMMARY_COLUMNS,
+    SUMMARY_FILE,
+    _config_from_meta,
+    _now,
+    _ranges,
+    read_meta,
 )
+from jaxinit.lab.store.reader import Results, load
+from jaxinit.lab.store.summary import _write_csv, summarize
 
-
-class ResultsError(ConfigError):
-    """A results folder that cannot be used as asked: ``<folder>: <problem>``.
-
-    A :class:`~jaxinit.config.ConfigError` (so a ``ValueError``): the CLI reports it in one line
-    with exit status 2, like a bad config.
-    """
-
-    def __init__(self, path: str | os.PathLike, problem: str):
-        super().__init__(str(path), "", problem)
-
-    def __reduce__(self):
-        return (type(self), (self.source, self.problem))
-
-
-# ---------------------------------------------------------------------------------------------
-# Small I/O helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = True) -> None:
-    """Write ``path`` through a temp file in the same folder, then ``os.replace`` it into place.
-
-    The one way this package writes a file (results and figures). A reader sees the old file or the
-    complete new one, never a part; a crash leaves at most a hidden ``.<name>.<random>.tmp`` that
-    nothing reads (:meth:`ResultsFolder.prepare` removes them). ``write(f)`` gets the open file
-    (bytes, or UTF-8 text without newline translation when ``binary`` is false).
-
-    The file gets the mode a plain ``open(path, "w")`` would give it: ``0o666`` less the process
-    umask for a new file (the temp file is created with that mode, so the kernel applies the umask),
-    the old file's mode when it replaces one. Its data is fsynced before the rename and the
-    containing folder after it, so a finished file survives a power loss (POSIX: a rename is durable
-    only once its directory is synced; where a directory cannot be opened, as on Windows, that
-    step is skipped).
-    """
-    path = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8",
-                                                                          "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: str | os.PathLike) -> None:
-    """fsync a folder, so that the names created or renamed in it survive a power loss (POSIX).
-
-    A no-op where folders cannot be opened (Windows) or synced (some network file systems).
-    """
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-
-def _write_json(path: Path, data: Any) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
-    _atomic_write(path, lambda f: f.write(text + "\n"), binary=False)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _ranges(ids: Iterable[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
-    ids = sorted(ids)
-    parts: list[str] = []
-    i = 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
-        i = j + 1
-    return ", ".join(parts)
+__all__ = ["ResultsFolder", "device_description", "package_versions"]
 
 
 def package_versions() -> dict[str, str | None]:
@@ -368,14 +230,14 @@ class ResultsFolder:
         text = config_text if config_text is not None else config.text
         if text is None:
             text = f"# resolved config ({config.source})\n" + config.to_toml()
-        _atomic_write(self.path / CONFIG_FILE, lambda f: f.write(text), binary=False)
+        atomic_write(self.path / CONFIG_FILE, lambda f: f.write(text), binary=False)
         if resumed and old is not None:
             meta = old
             meta["status"] = "running"
             meta.setdefault("resumed", []).append({"at": _now(), "versions": package_versions()})
         else:
             meta = self._initial_meta(config, new_hash)
-        _write_json(meta_path, meta)
+        write_json(meta_path, meta)
         return resumed
 
     def _ensure_writable_dir(self) -> None:
@@ -446,12 +308,7 @@ class ResultsFolder:
 
     # -- metadata -------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise self._error(f"no {META_FILE}: not a jaxinit results folder (or not prepared yet)") from None
-        except (OSError, ValueError) as err:
-            raise self._error(f"{META_FILE} is unreadable ({err})") from None
+        return read_meta(self.path)
 
     def write_meta(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``update`` into ``meta.json`` (top-level keys replaced), atomically; returns it all.
@@ -463,7 +320,7 @@ class ResultsFolder:
         meta = self.read_meta()
         meta.update(update)
         meta["updated"] = _now()
-        _write_json(self.path / META_FILE, meta)
+        write_json(self.path / META_FILE, meta)
         return meta
 
     # -- chunks ---------------------------------------------------------------------------
@@ -609,8 +466,8 @@ class ResultsFolder:
         payload[_PROGRAM_KEY] = np.asarray(program_id)
         if not path.parent.is_dir():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(path.parent.parent)
-        _atomic_write(path, lambda f: np.savez(f, **payload))
+            fsync_dir(path.parent.parent)
+        atomic_write(path, lambda f: np.savez(f, **payload))
         self._chunk_seeds(program_id)[int(chunk_id)] = frozenset(seeds.tolist())
         self._schema[program_id] = schema
         return path
@@ -716,10 +573,10 @@ class ResultsFolder:
             "missing_seeds": missing,
             "config_hash": config.config_hash(),
         }
-        _atomic_write(self.path / ARRAYS_FILE, lambda f: np.savez(f, **combined))
-        _write_json(self.path / COORDS_FILE, sidecar)
+        atomic_write(self.path / ARRAYS_FILE, lambda f: np.savez(f, **combined))
+        write_json(self.path / COORDS_FILE, sidecar)
         rows = summarize(combined, sidecar, present)
-        _atomic_write(self.path / SUMMARY_FILE, lambda f: _write_csv(f, rows), binary=False)
+        atomic_write(self.path / SUMMARY_FILE, lambda f: _write_csv(f, rows), binary=False)
         self.write_meta({
             "status": "partial" if missing else "complete",
             "assembled": _now(),
@@ -736,15 +593,6 @@ def _chunk_schema(data) -> dict[str, tuple]:
         arr = data[name]
         out[name] = (tuple(trailing), arr.shape[3:], arr.dtype.kind)
     return out
-
-
-def _config_from_meta(meta: Mapping[str, Any], path: Path) -> SweepConfig:
-    if "config" not in meta:
-        raise ResultsError(path, f"{META_FILE} holds no config")
-    # A finished folder reads the same in any process: its config was checked against the writer's
-    # settings (x64, extras) when the sweep ran.
-    return from_dict(meta["config"], source=str(meta.get("config_source", path / CONFIG_FILE)),
-                     check_process=False)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -799,249 +647,3 @@ def _coords(config: SweepConfig, dims: Mapping[str, tuple[str, ...]], combined) 
 # ---------------------------------------------------------------------------------------------
 # Statistics across seeds (NaN/inf-aware, never raising on overflow)
 # ---------------------------------------------------------------------------------------------
-
-
-def _quantiles(v: np.ndarray, n: np.ndarray) -> list[np.ndarray]:
-    """:data:`_QUANTILES` over axis 2 ignoring NaN, numpy's default (linear) rule, vectorized.
-
-    ``np.nanquantile`` loops in Python over every slice; this sorts once (NaN last) and
-    interpolates between order statistics ``h = (n - 1) p``.
-    """
-    ordered = np.sort(v, axis=2)
-    out = []
-    for p in _QUANTILES:
-        h = np.maximum(n - 1, 0) * p
-        lo = np.floor(h).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
-        a = np.take_along_axis(ordered, lo[:, :, None], axis=2)[:, :, 0]
-        b = np.take_along_axis(ordered, hi[:, :, None], axis=2)[:, :, 0]
-        t = h - lo
-        value = np.where(t == 0, a, a + t * (b - a))
-        out.append(np.where(n > 0, value, np.nan))
-    return out
-
-
-def _seed_stats(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics over axis 2 (seeds) of finite entries only; empty -> NaN. Overflow-safe."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    n_finite = finite.sum(axis=2)
-    x = np.where(finite, x, np.nan)
-
-    def compute(v):
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            q = _quantiles(v, n_finite)
-            return {"mean": np.nanmean(v, axis=2), "std": np.nanstd(v, axis=2),
-                    **{name: q[i] for i, name in enumerate(("q05", "q25", "median", "q75", "q95"))}}
-
-    stats = compute(x)
-    bad = np.zeros(n_finite.shape, dtype=bool)
-    for value in stats.values():
-        bad |= ~np.isfinite(value) & (n_finite > 0)
-    if bad.any():
-        # Sums or interpolations overflowed on huge finite values: redo those slices in units of a
-        # power of two near the largest |value| (exact rescaling), then scale back.
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            peak = np.nanmax(np.abs(x), axis=2, keepdims=True)
-            scale = np.where(np.isfinite(peak) & (peak > 0), 2.0 ** np.floor(np.log2(np.where(peak > 0, peak, 1))),
-                             1.0)
-            scaled = compute(x / scale)
-            for name in stats:
-                stats[name] = np.where(bad, scaled[name] * np.squeeze(scale, axis=2), stats[name])
-    stats["n_finite"] = n_finite
-    return stats
-
-
-def _fmt(x: float) -> str:
-    return "nan" if math.isnan(x) else format(x, ".9g")
-
-
-def summarize(arrays: Mapping[str, np.ndarray], sidecar: Mapping[str, Any],
-              present: Sequence[np.ndarray] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Tidy rows for ``summary.csv`` from assembled arrays: ``(header, rows)``.
-
-    One row per program x statistic x initializer x grid point x layer for arrays with dims
-    ``(..., seed)`` or ``(..., seed, layer)``; other arrays (spectra) stay in ``arrays.npz`` only.
-    Statistics are over seeds, finite values only; ``n_seeds`` counts the seeds present and
-    ``n_finite`` those with a finite value. ``std`` is the population standard deviation
-    (``ddof = 0``, dividing by ``n_finite``), as ``numpy.std``'s default; the columns are described
-    in :data:`SUMMARY_COLUMNS`.
-    """
-    coords = sidecar["coords"]
-    params = list(coords["grid_params"])
-    header = ["program", "activation", "depth", "width", "initializer", "grid_point", *params, "layer",
-              "statistic", *SUMMARY_STATS, "n_seeds", "n_finite"]
-    rows: list[list[str]] = []
-    programs = coords["program"]
-    for name, dim_names in sidecar["dims"].items():
-        trailing = dim_names[4:]
-        if trailing not in ([], ["layer"]):
-            continue
-        for p, program in enumerate(programs):
-            length = sidecar["extent"][name][program["id"]]
-            have = present[p] if present is not None else np.ones(arrays[name].shape[3], dtype=bool)
-            if not have.any() or 0 in length:
-                continue
-            data = arrays[name][p][:, :, have]
-            if trailing:
-                data = data[..., : length[0]]
-            else:
-                data = data[..., None]
-            stats = _seed_stats(data)
-            n_init, n_grid, n_layer = stats["mean"].shape
-            lead = [program["id"], program["activation"], str(program["depth"]), str(program["width"])]
-            columns = [[f"{v:.9g}" for v in stats[s].ravel().tolist()] for s in SUMMARY_STATS]
-            columns.append([str(v) for v in stats["n_finite"].ravel().tolist()])
-            bases = [[*lead, label, str(g), *(_fmt(point[k]) if k in point else "" for k in params)]
-                     for label in coords["initializer"] for g, point in enumerate(coords["grid_point"])]
-            layers = [str(layer) for layer in range(n_layer)] if trailing else [""]
-            tail = [name, str(int(have.sum()))]
-            for flat, cells in enumerate(zip(*columns, strict=True)):
-                base = bases[flat // n_layer]
-                rows.append([*base, layers[flat % n_layer], tail[0], *cells[:-1], tail[1], cells[-1]])
-    return header, rows
-
-
-def _write_csv(f, table: tuple[list[str], list[list[str]]]) -> None:
-    header, rows = table
-    writer = csv.writer(f, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a finished folder
-# ---------------------------------------------------------------------------------------------
-
-_INT_COLUMNS = {"depth", "width", "grid_point", "layer", "n_seeds", "n_finite"}
-_TEXT_COLUMNS = {"program", "activation", "initializer", "statistic"}
-
-
-@dataclasses.dataclass
-class Results:
-    """An assembled results folder, as numpy arrays with named dims.
-
-    Attributes:
-      path: the folder.
-      arrays: statistic name -> array with dims ``dims[name]``
-        (``("program", "initializer", "grid_point", "seed"[, "layer"])``).
-      dims: statistic name -> tuple of dim names.
-      coords: dim name -> labels: ``program`` (dicts with id, depth, width, activation),
-        ``initializer`` (labels; ``initializer_repr`` beside them), ``grid_point`` (dicts of grid
-        values; ``grid_params`` names them), ``seed`` (seed ids), ``layer`` (indices).
-      extent: statistic name -> program id -> true sizes of the trailing dims (before padding).
-      meta: the contents of ``meta.json``.
-      missing_seeds: program id -> seed ids absent (only for a partial assembly).
-    """
-
-    path: Path
-    arrays: dict[str, np.ndarray]
-    dims: dict[str, tuple[str, ...]]
-    coords: dict[str, Any]
-    extent: dict[str, dict[str, list[int]]]
-    meta: dict[str, Any]
-    missing_seeds: dict[str, list[int]] = dataclasses.field(default_factory=dict)
-    _summary: list[dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        """A few lines: the folder, its programs, initializers, grid, seeds and arrays (names, shapes)."""
-        def listed(items: Sequence[str], limit: int = 4) -> str:
-            shown = ", ".join(items[:limit])
-            return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
-
-        arrays = [f"{name}{list(value.shape)} {value.dtype}" for name, value in self.arrays.items()]
-        grid = self.coords.get("grid_params") or []
-        lines = [
-            f"Results({str(self.path)!r}, status {self.meta.get('status', '?')!r}",
-            f"  programs: {listed(self.programs)}",
-            f"  initializers: {listed([str(x) for x in self.coords.get('initializer', [])])}",
-            f"  grid: {len(self.coords.get('grid_point', []))} point(s)"
-            + (f" over {', '.join(grid)}" if grid else ""),
-            f"  seeds: {len(self.coords.get('seed', []))}"
-            + (f" (missing: {listed([f'{pid} {_ranges(s)}' for pid, s in self.missing_seeds.items() if s], 2)})"
-               if any(self.missing_seeds.values()) else ""),
-            f"  arrays (program, initializer, grid_point, seed, ...): {listed(arrays, 12)})",
-        ]
-        return "\n".join(lines)
-
-    @property
-    def programs(self) -> list[str]:
-        return [p["id"] for p in self.coords["program"]]
-
-    def get(self, name: str, program: str | int | None = None) -> np.ndarray:
-        """One program's array, trailing dims cut to their true extent: dims ``dims[name][1:]``.
-
-        ``program`` is an id or index; it may be left out when the sweep has a single program.
-        """
-        if name not in self.arrays:
-            raise KeyError(f"no array {name!r}; have {sorted(self.arrays)}.")
-        ids = self.programs
-        if program is None:
-            if len(ids) != 1:
-                raise ValueError(f"this sweep has {len(ids)} programs; pass program= one of {ids}.")
-            program = 0
-        index = ids.index(program) if isinstance(program, str) and program in ids else program
-        if not isinstance(index, int) or not 0 <= index < len(ids):
-            raise ValueError(f"program must be one of {ids} or an index below {len(ids)}; got {program!r}.")
-        sizes = self.extent[name][ids[index]]
-        return self.arrays[name][(index, slice(None), slice(None), slice(None), *(slice(0, n) for n in sizes))]
-
-    @property
-    def summary(self) -> list[dict[str, Any]]:
-        """``summary.csv`` as a list of dict rows (numbers parsed; empty cells are ``None``)."""
-        if self._summary is None:
-            with open(self.path / SUMMARY_FILE, encoding="utf-8", newline="") as f:
-                self._summary = [{k: _parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
-        return self._summary
-
-    def to_pandas(self):
-        """``summary.csv`` as a pandas DataFrame (pandas is optional: ImportError names it)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("Results.to_pandas needs pandas (pip install pandas); "
-                              "Results.summary gives the same rows as dicts.") from None
-        return pd.read_csv(self.path / SUMMARY_FILE)
-
-    @property
-    def config(self) -> SweepConfig:
-        """The sweep's config, rebuilt from ``meta.json``."""
-        return _config_from_meta(self.meta, self.path)
-
-
-def _parse_cell(column: str, text: str) -> Any:
-    if text == "" or column in _TEXT_COLUMNS:
-        return None if text == "" else text
-    if column in _INT_COLUMNS:
-        return int(text)
-    return float(text)
-
-
-def load(folder: str | os.PathLike) -> Results:
-    """Open an assembled results folder (``arrays.npz`` + ``arrays.json`` + ``meta.json``).
-
-    Raises:
-      ResultsError: not a folder, not a jaxinit results folder, or not assembled yet.
-    """
-    path = Path(folder)
-    if not path.is_dir():
-        raise ResultsError(path, "no such results folder" if not path.exists() else "is not a folder")
-    meta = ResultsFolder(path).read_meta()
-    if not (path / ARRAYS_FILE).exists() or not (path / COORDS_FILE).exists():
-        n = sum(1 for _ in (path / CHUNKS_DIR).glob(f"*/{'chunk-*.npz'}"))
-        raise ResultsError(path, f"has no {ARRAYS_FILE} yet ({n} chunk files written); rerun the sweep to "
-                           "finish it, or ResultsFolder(path).assemble(allow_partial=True)")
-    sidecar = json.loads((path / COORDS_FILE).read_text(encoding="utf-8"))
-    with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
-    return Results(
-        path=path,
-        arrays=arrays,
-        dims={name: tuple(d) for name, d in sidecar["dims"].items()},
-        coords=sidecar["coords"],
-        extent=sidecar["extent"],
-        meta=meta,
-        missing_seeds=sidecar.get("missing_seeds", {}),
-    )

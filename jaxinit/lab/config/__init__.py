@@ -1,0 +1,47 @@
+"""Sweep config files: TOML -> a frozen, validated :class:`SweepConfig` (schema, reading, writing back).
+
+A config is read and checked once, before anything compiles. Every problem becomes a
+:class:`ConfigError` naming the file, the key path and the bad value::
+
+    configs/phase.toml: grid.bias_variance[2] = -0.1: must be >= 0
+    configs/quick.toml: network.dept: unknown key; did you mean 'depth'? allowed: depth, width, ...
+
+The schema (every key, its type and default) lives in :data:`SCHEMA_TEXT` below and in the shipped
+files under ``configs/``. Initializer and bias specs go through :func:`jaxinit.get` and activations
+through :func:`jaxinit.activations.activation` at load time, so an unknown name fails here, with the
+registry's own did-you-mean.
+
+The library never opens a config on its own initiative: the CLI calls :func:`load`, research code may
+call :func:`from_dict`, and the engine only ever sees the frozen result.
+"""
+
+from jaxinit._toml import dumps_toml, format_value
+from jaxinit.errors import ConfigError
+from jaxinit.lab.config.read import from_dict, load, parse_override
+from jaxinit.lab.config.schema import (
+    DIGITS_FEATURES,
+    DTYPES,
+    GRID_PARAMS,
+    INPUT_KINDS,
+    LOSSES,
+    PROBES,
+    READOUT_DIM,
+    SCHEMA_TEXT,
+    GridConfig,
+    InitializerEntry,
+    InputsConfig,
+    NetworkConfig,
+    OutputConfig,
+    ProbesConfig,
+    Program,
+    SweepConfig,
+    SweepSection,
+    grid_points,
+)
+
+__all__ = [
+    "DIGITS_FEATURES", "DTYPES", "READOUT_DIM", "GRID_PARAMS", "INPUT_KINDS", "LOSSES", "PROBES", "SCHEMA_TEXT",
+    "ConfigError", "GridConfig", "InitializerEntry", "InputsConfig", "NetworkConfig", "OutputConfig",
+    "ProbesConfig", "Program", "SweepConfig", "SweepSection", "dumps_toml", "format_value", "from_dict",
+    "grid_points", "load", "parse_override",
+]

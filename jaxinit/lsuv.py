@@ -285,6 +285,8 @@ def _get_path(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def _set_path(tree: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    if not path:  # the model is the layer itself
+        return value
     out = dict(tree)
     out[path[0]] = value if len(path) == 1 else _set_path(tree[path[0]], path[1:], value)
     return out
@@ -360,7 +362,7 @@ def _lsuv_linen(model, variables, x, target, tol, max_iter):
         variables = with_kernel(_scaled(kernel, s))
         variances.append(v)
         iterations.append(it)
-    names = tuple("/".join(p) for p in order)
+    names = tuple("/".join(p) or type(model).__name__ for p in order)
     return variables, _stats(names, variances, iterations, target, tol)
 
 
@@ -396,8 +398,9 @@ def lsuv_linen(model: Any, variables: Mapping[str, Any], x: Any, *, target: floa
       target, tol, max_iter, return_stats: as for :func:`lsuv`.
 
     Returns:
-      New variables (plain dicts), or ``(variables, stats)``; stats name layers by module path
-      (``"Conv_0"``, ``"block/Dense_1"``).
+      New variables (plain dicts; a FrozenDict stays one), or ``(variables, stats)``; stats name
+      layers by module path (``"Conv_0"``, ``"block/Dense_1"``; the class name when the model is
+      the layer itself).
 
     Raises:
       ValueError: a batch of one example, bad ``target``/``tol``/``max_iter``, a model that runs
@@ -507,7 +510,7 @@ def _lsuv_nnx(graphdef, state, x, target, tol, max_iter):
         layer.kernel[...] = _scaled(kernel, s)
         variances.append(v)
         iterations.append(it)
-    names = tuple("/".join(str(p) for p in found[i][0]) for i in order)
+    names = tuple("/".join(str(p) for p in found[i][0]) or type(model).__name__ for i in order)
     return nnx.state(model, nnx.Param), _stats(names, variances, iterations, target, tol)
 
 
@@ -533,7 +536,7 @@ def lsuv_nnx(model: Any, x: Any, *, target: float = 1.0, tol: float = 0.1, max_i
       x: the batch passed to ``model``, examples on the first axis (at least 2).
       target, tol, max_iter: as for :func:`lsuv`.
       return_stats: return :class:`LSUVStats` (layers named by their attribute path, ``"conv"``,
-        ``"blocks/0/linear"``).
+        ``"blocks/0/linear"``; the class name when the model is the layer itself).
 
     Returns:
       ``None`` (the model is updated), or the stats.

@@ -7,6 +7,7 @@ Everything public is re-exported here; read this file to see the whole API.
 * measurement and theory: ``jaxinit.probes`` (``trace`` -> ``Trace``), ``jaxinit.theory``;
 * the laboratory: ``jaxinit.lab`` -- ``lab.config`` -> ``lab.engine`` -> ``lab.store`` -> ``lab.figures``,
   composed by ``lab.run``;
+* data-dependent init (LSUV): ``jaxinit.lsuv``, ``lsuv_linen``, ``lsuv_nnx``, the spec ``jaxinit.LSUV``;
 * re-initializing a model you did not write: ``jaxinit.reinit``; process settings: ``jaxinit.runtime``.
 
 The folders are the layers; each imports only from those below it (pyproject.toml's import-linter
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 from jaxinit import activations, lab, nets, probes, runtime, theory
 from jaxinit.initializers import *  # noqa: F403  (the catalog; its __all__ is the list)
 from jaxinit.initializers import __all__ as _catalog_all
+from jaxinit.lsuv import LSUV, lsuv, lsuv_linen, lsuv_nnx
 from jaxinit.probes import Trace, trace
 from jaxinit.reinit import reinit
 from jaxinit.theory import critical, critical_init
@@ -49,6 +51,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_catalog_all,
-    "MLP", "NnxMLP", "Trace", "__version__", "activations", "critical", "critical_init", "lab", "nets",
-    "probes", "reinit", "runtime", "theory", "trace",
+    "LSUV", "MLP", "NnxMLP", "Trace", "__version__", "activations", "critical", "critical_init", "lab",
+    "lsuv", "lsuv_linen", "lsuv_nnx", "nets", "probes", "reinit", "runtime", "theory", "trace",
 ]

@@ -3,6 +3,7 @@ non-finite gradient, and beside the mean-field theory's phase where it applies (
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +71,25 @@ def test_slow_trends_over_long_depth_are_not_converging():
     assert one(synthetic(1 / slow, width=128)).verdict == "exploding (x1.02/layer)"
     # At the edge of chaos with q* = 0, q ~ 1/l: a factor 2 over the last half of any depth, and a
     # per-layer factor that tends to 1 with depth; the power law tells it from a settled q.
+    # Without a theory a power law may be the finite-width drift: it is said, but not as vanishing.
     power = np.tile(1 / (1 + np.arange(1000.0)), (4, 1))
-    assert one(synthetic(power, width=128)).verdict == "vanishing (power law, q ~ l^-1)"
+    assert one(synthetic(power, width=128)).verdict == "decreasing slowly (q ~ l^-1)"
     linear = np.tile(1 + np.arange(1000.0), (4, 1))  # ReLU at sigma_w^2 = 2 with a bias: q grows ~ l
-    assert one(synthetic(linear, width=128)).verdict == "growing (power law, q ~ l^1)"
+    assert one(synthetic(linear, width=128)).verdict == "increasing slowly (q ~ l^1)"
     settled = np.tile(0.6 + 0.4 * 0.9 ** np.arange(1000.0), (4, 1))
     assert one(synthetic(settled, width=128)).verdict == "converging (q -> 0.6)"
+
+
+def test_a_power_law_is_read_with_the_theory_where_it_applies():
+    power = np.tile(1 / (1 + np.arange(1000.0)), (4, 1))
+    row = dataclasses.replace(one(synthetic(power, width=128)), q_star=0.0, theory="critical, q* = 0")
+    assert row.forward == "vanishing (power law, q ~ l^-1)"
+    # He ReLU's finite-width drift (p ~ -0.7 over layers 25-50, q_L ~ 1) while the theory says q* = 2:
+    drift = np.tile(np.exp(-0.0185 * np.arange(50.0)), (4, 1))  # x0.982/layer: within tau = 6/256
+    row = one(synthetic(drift, width=256))
+    assert row.power < -0.5
+    assert dataclasses.replace(row, q_star=2.0).forward.startswith("converging")
+    assert dataclasses.replace(row, q_star=0.0).forward.startswith("vanishing (power law")
 
 
 def test_zero_or_underflowed_or_non_finite_gradients_are_never_flat():

@@ -15,9 +15,12 @@ A verdict reads the per-layer *trend*, not one end-to-start ratio:
   law :math:`q \propto l^{p}` (the slope of :math:`\log q` against :math:`\log l`): at the edge of
   chaos with :math:`q^* = 0` (tanh at :math:`\sigma_w^2 = 1`) q decays as :math:`1/l`, a factor of 2
   over the last half of any depth, so :math:`p < -1/2` reads ``vanishing (power law)`` and
-  :math:`p > 1/2` ``growing (power law)``; a settling q has :math:`|p|` below 0.3 in every shipped
-  config. :math:`\tau = 6 / \mathrm{width}`:
-  at finite width :math:`\log q` takes a random step per layer of variance about
+  :math:`p > 1/2` ``growing (power law)`` when the theory's :math:`q^*` lies beyond the measured
+  :math:`q_L` in that direction (by a factor 2). A power law the theory does not confirm may be
+  the finite-width drift (a He-initialised ReLU network of width 256 drifts to
+  :math:`p \approx -0.7` over layers 25-50 while its theory says :math:`q^* = 2`: converging);
+  without a theory it reads ``decreasing slowly`` / ``increasing slowly``, never ``converging``.
+  :math:`\tau = 6 / \mathrm{width}`: at finite width :math:`\log q` takes a random step per layer of variance about
   :math:`7/\mathrm{width}` (ReLU, one input: :math:`2/\mathrm{width}` from the new weights,
   :math:`5/\mathrm{width}` from :math:`\mathrm{Var}[\phi(h)^2]`), so its median drifts by about
   :math:`-3.5/\mathrm{width}` per layer even where :math:`E[q_l]` is constant (He-initialised ReLU);
@@ -76,6 +79,7 @@ class Verdict:
     has_gradients: bool = False
     tolerance: float = 6.0 / 256  # tau: |log rate| within it is flat
     theory: str | None = None  # "ordered, q* = 0.1" where the mean-field theory applies
+    q_star: float | None = None  # the theory's q* for this row (None: no theory applies)
     window: int = 0            # layers in the fit of log q (the last half)
     power: float = math.nan    # median p of q ~ l^p over the same layers
 
@@ -96,11 +100,24 @@ class Verdict:
             return f"vanishing (x{self.rate:.3g}/layer)"
         if math.log(self.rate) > self.tolerance or change > math.log(WINDOW_FACTOR):
             return f"exploding (x{self.rate:.3g}/layer)"
-        if self.power < -POWER_LAW:
+        if self._power_law(-1):
+            if self.q_star is None:
+                return f"decreasing slowly (q ~ l^{self.power:.2g})"
             return f"vanishing (power law, q ~ l^{self.power:.2g})"
-        if self.power > POWER_LAW:
+        if self._power_law(+1):
+            if self.q_star is None:
+                return f"increasing slowly (q ~ l^{self.power:.2g})"
             return f"growing (power law, q ~ l^{self.power:.2g})"
         return f"converging (q -> {self.q_last:.3g})"
+
+    def _power_law(self, sign: int) -> bool:
+        """Whether q follows a power law with exponent of ``sign`` (beyond ``POWER_LAW``) that the
+        theory, where it applies, confirms: its q* lies beyond q_L in that direction by 2x."""
+        if not math.isfinite(self.power) or sign * self.power <= POWER_LAW:
+            return False
+        if self.q_star is None:
+            return True
+        return sign * math.log(max(self.q_star, 1e-300) / self.q_last) > math.log(2.0)
 
     @property
     def gradients(self) -> str | None:
@@ -162,7 +179,7 @@ def _median(x: np.ndarray) -> float:
         return float(np.nanmedian(x)) if x.size else math.nan
 
 
-def _theory_texts(results, program: str) -> dict[tuple[int, int], str]:
+def _theory_texts(results, program: str) -> dict[tuple[int, int], tuple[str, float]]:
     """``{(i, g): "phase, q* = ..."}`` where the mean-field theory applies to the row."""
     from jaxinit import theory
     try:
@@ -185,7 +202,7 @@ def _theory_texts(results, program: str) -> dict[tuple[int, int], str]:
             qs = theory.q_star(act, sw, sb, q0=q1)
         except (ValueError, TypeError, ArithmeticError):
             continue
-        out[(i, g)] = f"{ph}, q* = {qs:.3g}"
+        out[(i, g)] = (f"{ph}, q* = {qs:.3g}", float(qs))
     return out
 
 
@@ -231,7 +248,9 @@ def verdicts(results) -> list[Verdict]:
                         0.0 if grad is not None and grad_ratio == 0.0 else math.nan),
                     grad_underflow_layer=int(np.median(g_under)) if g_under.size else -1,
                     n_grad_underflow=int(g_under.size), has_gradients=grad is not None, tolerance=tol,
-                    theory=theory_texts.get((i, g)), window=depth - first, power=_median(q_powers[i, g])))
+                    theory=theory_texts[(i, g)][0] if (i, g) in theory_texts else None,
+                    q_star=theory_texts[(i, g)][1] if (i, g) in theory_texts else None,
+                    window=depth - first, power=_median(q_powers[i, g])))
     return out
 
 

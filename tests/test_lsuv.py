@@ -295,6 +295,8 @@ def test_lsuv_under_jit_equals_eager():
     assert isinstance(jstats, LSUVStats) and jstats.layers == stats.layers
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), jitted, eager)
 
+
+def test_lsuv_linen_under_jit_equals_eager():
     model = LinenConvNet()
     xc = _batch(4, (8, 8, 8, 3))
     variables = model.init(jax.random.key(5), xc)
@@ -302,6 +304,9 @@ def test_lsuv_under_jit_equals_eager():
     jitted = jax.jit(jaxinit.lsuv_linen, static_argnums=0)(model, variables, xc)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), jitted, eager)
 
+
+def test_lsuv_nnx_inside_nnx_jit_equals_eager():
+    xc = _batch(4, (8, 8, 8, 3))
     m1, m2 = NnxConvNet(nnx.Rngs(5)), NnxConvNet(nnx.Rngs(5))
     jaxinit.lsuv_nnx(m1, xc)
     nnx.jit(lambda m, x: jaxinit.lsuv_nnx(m, x))(m2, xc)

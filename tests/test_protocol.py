@@ -185,9 +185,11 @@ class _CountingHeNormal(jaxinit.VarianceScaling):
 
     calls: tuple = dataclasses.field(default=(), compare=False, hash=False)
 
-    def _sample(self, key, shape, dtype):
-        self.calls.append(shape)  # a list given at construction: the value stays frozen
-        return super()._sample(key, shape, dtype)
+    def __call__(self, key, shape, dtype=None, out_sharding=None):
+        # Counted at the call, not in _sample: a repeated signature reuses its compiled program
+        # (the eager program cache), so _sample is traced once however often Flax calls.
+        self.calls.append(tuple(shape))  # a list given at construction: the value stays frozen
+        return super().__call__(key, shape, dtype, out_sharding)
 
 
 def test_linen_reruns_the_initializer_under_eval_shape_at_apply(key):

@@ -57,7 +57,8 @@ def canonical_shape(shape: Any, where: object) -> tuple[int, ...]:
         raise TypeError(f"shape must be a sequence of ints; got {shape!r} ({where}).") from None
     out = []
     for d in dims:
-        d = check_int("shape entries", d, where=f"shape={dims!r}, {where}")
+        if type(d) is not int:  # Python ints skip the check (and formatting its message): eager calls
+            d = check_int("shape entries", d, where=f"shape={dims!r}, {where}")
         if d < 0:
             raise ValueError(f"shape entries must be >= 0; got shape={dims!r} ({where}).")
         out.append(d)

@@ -1,0 +1,443 @@
+"""``jaxinit bench --catalog``: every catalog entry against ``jax.nn.initializers`` and ``torch.nn.init``.
+
+For each entry x shape x dtype, the same draw is timed three ways with each library that has the
+entry: ``eager`` (one call outside any trace, as in a notebook or an ``nnx`` module built eagerly),
+``jit`` (a warm ``jax.jit`` of the call) and ``vmap`` (an eager ``jax.vmap`` of the call over 16
+keys); ``torch.nn.init`` (when importable) is timed eagerly, on a fresh ``torch.empty`` of the same
+shape (its own layout convention: the fans it computes for the same shape may differ, the work
+does not). Each time is the median of ``repeats`` calls after one warm-up call (which compiles);
+JAX's and jaxinit's calls are interleaved so a loaded machine slows them alike (torch's are timed
+apart: its idle OpenMP threads spin and would slow the next call). Reported per cell:
+the medians in ms, ``vs_jax`` = JAX's median / jaxinit's (above 1: jaxinit faster), ``vs_torch``
+likewise, and for jaxinit's eager cells ``eager/jit`` = eager median / jit median.
+
+Targets (issue 16): ``vs_jax >= 1`` within noise (``--noise``, default 10%) wherever JAX has the
+entry, and ``eager/jit <= 1.5``. Cells missing a target are listed as misses.
+
+The model: a ``flax.linen`` transformer of ``--blocks`` pre-LayerNorm blocks (attention and MLP
+projections as ``nn.Dense``), built twice with the same structure, once with ``jax.nn.initializers``
+and once with ``jaxinit``'s namesakes; reported: ``jit(model.init)`` compile time (lower + compile)
+and warm run time (median), and their ratios (compile: the best of two alternated compilations,
+each of a fresh program).
+
+Run ``python -m jaxinit.catalog_bench --help``; ``main(argv)`` returns the exit status and writes
+the table (``--out``) and the JSON report (``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+KEYS_PER_VMAP = 16
+DEFAULT_SHAPES = ("64x64", "256x256", "2048x2048", "3x3x64x128", "64x256x256")
+MODES = ("eager", "jit", "vmap")
+DTYPES = ("float32", "bfloat16")
+EAGER_OVER_JIT_TARGET = 1.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One catalog entry: the jaxinit spec, JAX's namesake (a factory of the initializer) and
+    PyTorch's (a function filling a tensor in place), each ``None`` where that library lacks it."""
+
+    name: str
+    spec: Any
+    jax: Callable[[], Any] | None = None
+    torch: Callable[[Any], Any] | None = None
+
+
+def _entries() -> list[Entry]:
+    import jax.nn.initializers as J
+
+    def t(fn_name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        def fill(tensor: Any) -> Any:
+            import torch
+            return getattr(torch.nn.init, fn_name)(tensor, *args, **kwargs)
+        return fill
+
+    return [
+        Entry("zeros", "zeros", lambda: J.zeros, t("zeros_")),
+        Entry("ones", "ones", lambda: J.ones, t("ones_")),
+        Entry("constant", {"name": "constant", "value": 0.3}, lambda: J.constant(0.3), t("constant_", 0.3)),
+        Entry("normal", {"name": "normal", "stddev": 0.05}, lambda: J.normal(0.05), t("normal_", 0.0, 0.05)),
+        Entry("uniform", {"name": "uniform", "scale": 0.1}, lambda: J.uniform(0.1), t("uniform_", 0.0, 0.1)),
+        Entry("truncated_normal", {"name": "truncated_normal", "stddev": 0.05}, lambda: J.truncated_normal(0.05),
+              t("trunc_normal_", 0.0, 0.05, -0.1, 0.1)),
+        Entry("variance_scaling", {"name": "variance_scaling", "scale": 1.5, "mode": "fan_geo_avg",
+                                   "distribution": "normal"},
+              lambda: J.variance_scaling(1.5, "fan_geo_avg", "normal")),
+        Entry("glorot_uniform", "glorot_uniform", J.glorot_uniform, t("xavier_uniform_")),
+        Entry("glorot_normal", "glorot_normal", J.glorot_normal, t("xavier_normal_")),
+        Entry("he_uniform", "he_uniform", J.he_uniform, t("kaiming_uniform_", nonlinearity="relu")),
+        Entry("he_normal", "he_normal", J.he_normal, t("kaiming_normal_")),
+        Entry("lecun_uniform", "lecun_uniform", J.lecun_uniform),
+        Entry("lecun_normal", "lecun_normal", J.lecun_normal),
+        Entry("orthogonal", {"name": "orthogonal", "scale": 1.3}, lambda: J.orthogonal(1.3), t("orthogonal_", 1.3)),
+        Entry("delta_orthogonal", "delta_orthogonal", J.delta_orthogonal),
+        # -- beyond JAX
+        Entry("he_normal(normal)", {"name": "he_normal", "distribution": "normal"}, None, t("kaiming_normal_")),
+        Entry("random_uniform", {"name": "random_uniform", "minval": -0.2, "maxval": 0.1}, None,
+              t("uniform_", -0.2, 0.1)),
+        Entry("trunc_normal", {"name": "trunc_normal", "mean": 0.1, "std": 0.02, "a": 0.08, "b": 0.15}, None,
+              t("trunc_normal_", 0.1, 0.02, 0.08, 0.15)),
+        Entry("relu_bias", "relu_bias"),
+        Entry("prior_logit", {"name": "prior_logit", "p": 0.01}),
+        Entry("dirac", {"name": "dirac", "scale": 0.5}, None, t("dirac_")),
+        Entry("identity", {"name": "identity", "scale": 0.5}, None, t("eye_")),
+        Entry("sparse", {"name": "sparse", "sparsity": 0.9, "stddev": 0.05}, None, t("sparse_", 0.9, 0.05)),
+        Entry("zero_init", "zero_init"),
+        Entry("scaled", {"name": "scaled", "base": "he_normal", "factor": 0.5}),
+        Entry("depth_scaled", {"name": "depth_scaled", "base": "glorot_uniform", "depth": 16}),
+        Entry("low_rank", {"name": "low_rank", "rank": 16, "base": "orthogonal"}),
+        Entry("variance_scaling(out_in)", {"name": "variance_scaling", "scale": 2.0, "distribution": "normal",
+                                           "layout": "out_in"}),
+        Entry("lecun_uniform(groups=2)", {"name": "lecun_uniform", "groups": 2}),
+        Entry("he_normal(einsum)", {"name": "he_normal", "einsum": "bd,dk->bk"}),
+        Entry("torch_linear_bias", {"name": "torch_linear_bias", "fan_in": 96}),
+    ]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"3x3x64x128"`` -> ``(3, 3, 64, 128)``."""
+    try:
+        shape = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be sizes joined by 'x' (e.g. 256x256); got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"shape sizes must be >= 1; got {text!r}")
+    return shape
+
+
+def _median_ms(times: list[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float | str]:
+    """Median ms per call name, calls interleaved; a call that fails on its warm-up gives its error."""
+    import jax
+
+    out: dict[str, float | str] = {}
+    live: dict[str, Callable[[], Any]] = {}
+    for name, call in calls.items():
+        try:
+            jax.block_until_ready(call())  # warm-up: compiles
+            live[name] = call
+        except Exception as err:  # noqa: BLE001 -- the cell reports what the library refused
+            out[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+    times: dict[str, list[float]] = {name: [] for name in live}
+    for _ in range(repeats):
+        for name, call in live.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times[name].append(time.perf_counter() - start)
+    out.update({name: _median_ms(ts) for name, ts in times.items()})
+    return out
+
+
+def _torch_call(entry: Entry, shape: tuple[int, ...], dtype: str) -> Callable[[], Any] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    fill = entry.torch
+
+    def call() -> Any:
+        tensor = torch.empty(shape, dtype=tdtype)
+        with torch.no_grad():
+            fill(tensor)
+        return None
+
+    return call
+
+
+def bench_cell(entry: Entry, shape: tuple[int, ...], dtype: str, mode: str, repeats: int,
+               use_torch: bool) -> dict[str, Any]:
+    """One (entry, shape, dtype, mode) cell: medians (ms) for each library that has the entry."""
+    import jax
+
+    import jaxinit
+
+    ours = jaxinit.get(entry.spec)
+    theirs = entry.jax() if entry.jax is not None else None
+    key = jax.random.key(0)
+    keys = jax.random.split(key, KEYS_PER_VMAP)
+
+    def make(init: Any) -> Callable[[], Any]:
+        def draw(k: Any) -> Any:
+            return init(k, shape, dtype)
+        if mode == "eager":
+            return lambda: draw(key)
+        if mode == "jit":
+            jitted = jax.jit(draw)
+            return lambda: jitted(key)
+        vmapped = jax.vmap(draw)
+        return lambda: vmapped(keys)
+
+    calls = {"jaxinit": make(ours)}
+    if theirs is not None:
+        calls["jax"] = make(theirs)
+    medians = _time_interleaved(calls, repeats)
+    if use_torch and mode == "eager" and entry.torch is not None:
+        torch_call = _torch_call(entry, shape, dtype)
+        if torch_call is not None:  # timed apart: torch's spinning OpenMP threads slow the next JAX call
+            medians |= _time_interleaved({"torch": torch_call}, repeats)
+    cell: dict[str, Any] = {"entry": entry.name, "shape": list(shape), "dtype": dtype, "mode": mode,
+                            "ms": medians}
+    mine = medians.get("jaxinit")
+    for lib in ("jax", "torch"):
+        other = medians.get(lib)
+        if isinstance(mine, float) and isinstance(other, float) and mine > 0:
+            cell[f"vs_{lib}"] = other / mine
+    return cell
+
+
+def check_targets(cells: list[dict[str, Any]], noise: float) -> list[dict[str, Any]]:
+    """The cells that miss a target: ``vs_jax < 1 - noise``, ``eager/jit > 1.5``, or jaxinit failing."""
+    misses = []
+    for cell in cells:
+        where = {k: cell[k] for k in ("entry", "shape", "dtype", "mode")}
+        if isinstance(cell["ms"].get("jaxinit"), str):
+            misses.append({**where, "target": "runs", "value": cell["ms"]["jaxinit"]})
+        if "vs_jax" in cell and cell["vs_jax"] < 1.0 - noise:
+            misses.append({**where, "target": "vs_jax >= 1", "value": round(cell["vs_jax"], 3)})
+        if cell.get("eager/jit", 0.0) > EAGER_OVER_JIT_TARGET:
+            misses.append({**where, "target": f"eager/jit <= {EAGER_OVER_JIT_TARGET}",
+                           "value": round(cell["eager/jit"], 3)})
+    return misses
+
+
+def _add_eager_over_jit(cells: list[dict[str, Any]]) -> None:
+    jit = {(c["entry"], tuple(c["shape"]), c["dtype"]): c["ms"].get("jaxinit")
+           for c in cells if c["mode"] == "jit"}
+    for cell in cells:
+        if cell["mode"] != "eager":
+            continue
+        eager, jitted = cell["ms"].get("jaxinit"), jit.get((cell["entry"], tuple(cell["shape"]), cell["dtype"]))
+        if isinstance(eager, float) and isinstance(jitted, float) and jitted > 0:
+            cell["eager/jit"] = eager / jitted
+
+
+# -- the model ----------------------------------------------------------------------------------
+def _transformer(inits: dict[str, Any], blocks: int, width: int, heads: int, vocab: int) -> Any:
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.LayerNorm()(x)
+            h = nn.MultiHeadDotProductAttention(num_heads=heads, kernel_init=inits["attention"],
+                                                bias_init=inits["bias"])(h, h)
+            x = x + h
+            h = nn.LayerNorm()(x)
+            h = nn.Dense(4 * width, kernel_init=inits["mlp_in"], bias_init=inits["bias"])(h)
+            h = nn.Dense(width, kernel_init=inits["mlp_out"], bias_init=inits["bias"])(nn.gelu(h))
+            return x + h
+
+    class Transformer(nn.Module):
+        @nn.compact
+        def __call__(self, tokens):
+            x = nn.Embed(vocab, width, embedding_init=inits["embed"])(tokens)
+            for _ in range(blocks):
+                x = Block()(x)
+            return nn.Dense(vocab, kernel_init=inits["head"], bias_init=inits["bias"])(nn.LayerNorm()(x))
+
+    return Transformer()
+
+
+def bench_model(blocks: int, width: int, heads: int, vocab: int, seq: int, repeats: int) -> dict[str, Any]:
+    """``jit(model.init)`` compile (lower + compile) and warm run time, JAX's initializers vs jaxinit's."""
+    import jax
+    import jax.nn.initializers as J
+    import jax.numpy as jnp
+
+    import jaxinit
+
+    libs = {
+        "jax": {"attention": J.glorot_uniform(), "mlp_in": J.he_normal(), "mlp_out": J.lecun_normal(),
+                "embed": J.normal(0.02), "head": J.truncated_normal(0.02), "bias": J.zeros},
+        "jaxinit": {"attention": jaxinit.glorot_uniform(), "mlp_in": jaxinit.he_normal(),
+                    "mlp_out": jaxinit.lecun_normal(), "embed": jaxinit.normal(0.02),
+                    "head": jaxinit.truncated_normal(0.02), "bias": jaxinit.zeros},
+    }
+    tokens = jnp.zeros((1, seq), jnp.int32)
+    key = jax.random.key(0)
+    out: dict[str, Any] = {"blocks": blocks, "width": width, "heads": heads, "vocab": vocab, "seq": seq}
+    compiled = {}
+    compile_s: dict[str, list[float]] = {lib: [] for lib in libs}
+    for _ in range(2):  # alternated, fresh programs each round; the best of two (the first warms XLA)
+        for lib, inits in libs.items():
+            model = _transformer(inits, blocks, width, heads, vocab)
+            start = time.perf_counter()
+            compiled[lib] = jax.jit(lambda k, x, m=model: m.init(k, x)).lower(key, tokens).compile()
+            compile_s[lib].append(time.perf_counter() - start)
+    for lib in libs:
+        out[f"{lib}_compile_s"] = min(compile_s[lib])
+    out["params"] = int(sum(math.prod(p.shape) for p in jax.tree.leaves(compiled["jaxinit"](key, tokens))))
+    runs = _time_interleaved({lib: (lambda c=c: c(key, tokens)) for lib, c in compiled.items()}, repeats)
+    for lib in libs:
+        out[f"{lib}_run_ms"] = runs[lib]
+    out["compile_vs_jax"] = out["jax_compile_s"] / out["jaxinit_compile_s"]
+    out["run_vs_jax"] = out["jax_run_ms"] / out["jaxinit_run_ms"]
+    return out
+
+
+# -- the run and its report -----------------------------------------------------------------
+def run(entries: Sequence[str] | None = None, shapes: Sequence[tuple[int, ...]] | None = None,
+        modes: Sequence[str] = MODES, dtypes: Sequence[str] = DTYPES, repeats: int = 7,
+        use_torch: bool = True, model: dict[str, int] | None = None, noise: float = 0.1,
+        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The report: ``{"meta", "cells", "model", "misses"}`` (JSON-able)."""
+    import jax
+
+    import jaxinit
+
+    catalog = _entries()
+    known = [e.name for e in catalog]
+    if entries:
+        unknown = [n for n in entries if n not in known]
+        if unknown:
+            raise ValueError(f"entries {unknown} are not in the catalog benchmark; choose from {known}.")
+        catalog = [e for e in catalog if e.name in entries]
+    shapes = [tuple(s) for s in (shapes or [parse_shape(s) for s in DEFAULT_SHAPES])]
+    cells = []
+    for entry in catalog:
+        for shape in shapes:
+            for dtype in dtypes:
+                for mode in modes:
+                    if progress:
+                        progress(f"{entry.name} {shape} {dtype} {mode}")
+                    cells.append(bench_cell(entry, shape, dtype, mode, repeats, use_torch))
+    _add_eager_over_jit(cells)
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    report = {
+        "meta": {"jax": jax.__version__, "jaxinit": getattr(jaxinit, "__version__", None), "torch": torch_version,
+                 "device": str(jax.devices()[0].device_kind), "platform": platform.platform(),
+                 "python": platform.python_version(), "repeats": repeats, "keys_per_vmap": KEYS_PER_VMAP,
+                 "noise": noise},
+        "cells": cells,
+        "model": bench_model(repeats=max(3, repeats), **model) if model else None,
+    }
+    report["misses"] = check_targets(cells, noise)
+    if report["model"]:
+        for what in ("compile_vs_jax", "run_vs_jax"):
+            if report["model"][what] < 1.0 - noise:
+                report["misses"].append({"entry": "transformer", "target": f"{what} >= 1",
+                                         "value": round(report["model"][what], 3)})
+    return report
+
+
+def _fmt_ms(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return "error"
+    return f"{value:.3g}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a fixed-width text table (medians in ms; ratios above 1 favour jaxinit)."""
+    meta = report["meta"]
+    lines = [f"jaxinit catalog benchmark: jax {meta['jax']}, torch {meta['torch'] or 'not installed'}, "
+             f"{meta['device']}, medians of {meta['repeats']} calls, vmap over {meta['keys_per_vmap']} keys",
+             "ratios: vs_jax = jax ms / jaxinit ms, vs_torch = torch ms / jaxinit ms (>1: jaxinit faster); "
+             "eager/jit = jaxinit eager ms / jaxinit jit ms",
+             ""]
+    header = (f"{'entry':<26}{'shape':<13}{'dtype':<9}{'mode':<6}{'jaxinit':>9}{'jax':>9}{'torch':>9}"
+              f"{'vs_jax':>8}{'vs_torch':>9}{'eager/jit':>10}")
+    lines += [header, "-" * len(header)]
+    for c in report["cells"]:
+        ms = c["ms"]
+        shape = "x".join(str(d) for d in c["shape"])
+        ratio = {k: (f"{c[k]:.2f}" if k in c else "-") for k in ("vs_jax", "vs_torch", "eager/jit")}
+        lines.append(f"{c['entry']:<26}{shape:<13}{c['dtype']:<9}{c['mode']:<6}{_fmt_ms(ms.get('jaxinit')):>9}"
+                     f"{_fmt_ms(ms.get('jax')):>9}{_fmt_ms(ms.get('torch')):>9}{ratio['vs_jax']:>8}"
+                     f"{ratio['vs_torch']:>9}{ratio['eager/jit']:>10}")
+    errors = [(c, lib, v) for c in report["cells"] for lib, v in c["ms"].items() if isinstance(v, str)]
+    if errors:
+        lines += ["", "errors (a library that cannot fill the shape):"]
+        lines += [f"  {c['entry']} {'x'.join(map(str, c['shape']))} {c['dtype']} {c['mode']} {lib}: {v}"
+                  for c, lib, v in errors]
+    model = report.get("model")
+    if model:
+        lines += ["", f"transformer: {model['blocks']} blocks, width {model['width']}, {model['heads']} heads, "
+                      f"vocab {model['vocab']}, seq {model['seq']}, {model['params'] / 1e6:.1f} M parameters",
+                  f"  jit(model.init) compile: jax {model['jax_compile_s']:.2f} s, jaxinit "
+                  f"{model['jaxinit_compile_s']:.2f} s, vs_jax {model['compile_vs_jax']:.2f}",
+                  f"  jit(model.init) run:     jax {model['jax_run_ms']:.1f} ms, jaxinit "
+                  f"{model['jaxinit_run_ms']:.1f} ms, vs_jax {model['run_vs_jax']:.2f}"]
+    lines += ["", f"misses ({len(report['misses'])}):"]
+    for m in report["misses"]:
+        shape = "x".join(str(d) for d in m.get("shape", []))
+        lines.append(f"  {m['entry']} {shape} {m.get('dtype', '')} {m.get('mode', '')}: "
+                     f"{m['target']} missed ({m['value']})")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The catalog benchmark's options (for ``jaxinit bench --catalog``)."""
+    parser.add_argument("--entries", nargs="+", metavar="NAME", help="entries to run (default: all)")
+    parser.add_argument("--shapes", nargs="+", type=parse_shape, metavar="AxB",
+                        help=f"shapes (default: {' '.join(DEFAULT_SHAPES)})")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per cell (median; default 7)")
+    parser.add_argument("--noise", type=float, default=0.1, help="tolerance of the vs_jax >= 1 target (0.1)")
+    parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.init")
+    parser.add_argument("--no-model", action="store_true", help="skip the transformer")
+    parser.add_argument("--blocks", type=int, default=12)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--seq", type=int, default=16)
+    parser.add_argument("--out", type=Path, help="write the table here (else stdout)")
+    parser.add_argument("--json", type=Path, help="write the JSON report here")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run from parsed arguments; 0 when every cell meets its target, 1 otherwise."""
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be >= 1; got {args.repeats}")
+    model = None if args.no_model else {"blocks": args.blocks, "width": args.width, "heads": args.heads,
+                                        "vocab": args.vocab, "seq": args.seq}
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = run(args.entries, args.shapes, args.modes, args.dtypes, args.repeats, not args.no_torch, model,
+                 args.noise, progress)
+    table = format_table(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
+    else:
+        sys.stdout.write(table)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0 if not report["misses"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from jaxinit.runtime import configure_process
+
+    configure_process()  # OpenBLAS threads and the XLA CPU workaround, before the backend starts
+    parser = argparse.ArgumentParser(prog="python -m jaxinit.catalog_bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

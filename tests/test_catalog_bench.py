@@ -1,0 +1,59 @@
+"""The catalog benchmark (``python -m jaxinit.catalog_bench``) run tiny: the report's structure,
+its ratios and target checks, and the table. Timings are not asserted (a benchmark, not a test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jaxinit import catalog_bench
+
+
+def test_a_tiny_run_reports_every_cell_with_medians_and_ratios(tmp_path):
+    out, report_path = tmp_path / "catalog.txt", tmp_path / "catalog.json"
+    status = catalog_bench.main(["--entries", "glorot_uniform", "dirac", "--shapes", "8x16", "--repeats", "1",
+                                 "--no-model", "--quiet", "--out", str(out), "--json", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert status == (1 if report["misses"] else 0)
+    assert set(report) == {"meta", "cells", "model", "misses"} and report["model"] is None
+    cells = {(c["entry"], c["dtype"], c["mode"]): c for c in report["cells"]}
+    assert set(cells) == {(e, d, m) for e in ("glorot_uniform", "dirac") for d in catalog_bench.DTYPES
+                          for m in catalog_bench.MODES}
+    for (entry, dtype, mode), cell in cells.items():
+        assert cell["shape"] == [8, 16]
+        ms = cell["ms"]
+        assert isinstance(ms["jaxinit"], float) and ms["jaxinit"] > 0
+        # JAX has glorot_uniform, not dirac; torch has both, timed eagerly only
+        assert ("jax" in ms) == (entry == "glorot_uniform")
+        assert ("torch" in ms) == (mode == "eager")
+        if "jax" in ms:
+            assert cell["vs_jax"] == pytest.approx(ms["jax"] / ms["jaxinit"])
+        if isinstance(ms.get("torch"), float):
+            assert cell["vs_torch"] == pytest.approx(ms["torch"] / ms["jaxinit"])
+        if mode == "eager":
+            jit = cells[(entry, dtype, "jit")]["ms"]["jaxinit"]
+            assert cell["eager/jit"] == pytest.approx(ms["jaxinit"] / jit)
+    table = out.read_text()
+    assert "vs_jax" in table and "eager/jit" in table and f"misses ({len(report['misses'])})" in table
+    rows = [line.split()[0] for line in table.splitlines() if line.startswith(("glorot_uniform ", "dirac "))]
+    assert rows.count("glorot_uniform") == 6 and rows.count("dirac") == 6  # a row per cell
+
+
+def test_misses_name_the_cell_the_target_and_the_value():
+    cells = [{"entry": "normal", "shape": [64, 64], "dtype": "float32", "mode": "eager",
+              "ms": {"jaxinit": 2.0, "jax": 1.0}, "vs_jax": 0.5, "eager/jit": 2.0},
+             {"entry": "normal", "shape": [64, 64], "dtype": "float32", "mode": "jit",
+              "ms": {"jaxinit": 1.0, "jax": 0.95}, "vs_jax": 0.95},
+             {"entry": "dirac", "shape": [64, 64], "dtype": "float32", "mode": "jit", "ms": {"jaxinit": "ValueError: x"}}]
+    misses = catalog_bench.check_targets(cells, noise=0.1)
+    assert [(m["entry"], m["mode"], m["target"], m["value"]) for m in misses] == [
+        ("normal", "eager", "vs_jax >= 1", 0.5), ("normal", "eager", "eager/jit <= 1.5", 2.0),
+        ("dirac", "jit", "runs", "ValueError: x")]
+
+
+def test_unknown_entries_and_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match=r"entries \['nope'\] are not in the catalog benchmark; choose from"):
+        catalog_bench.run(entries=["nope"], shapes=[(4, 4)], model=None)
+    with pytest.raises(SystemExit):
+        catalog_bench.main(["--shapes", "4xq"])

@@ -71,7 +71,7 @@ from jaxinit.initializers import BaseInitializer, get, normal, zeros
 
 __all__ = [
     "CYCLICAL", "DATA_BRANCH", "DEAD_THRESHOLD", "DISTINCT_RTOL", "EVAL_FIELDS", "EVAL_LAYER_FIELDS",
-    "LOSSES", "Layout", "MEMBER_FIELDS", "Schedule", "TrainPlan", "compile_train", "cyclical_schedule",
+    "LOSSES", "Layout", "MEMBER_FIELDS", "Program", "Schedule", "TrainPlan", "compile_train", "cyclical_schedule",
     "eval_steps", "grid_arrays", "layout", "make_optimizer", "make_schedule", "optimizer_names", "run_chunk",
     "schedule_names", "train_members",
 ]
@@ -181,11 +181,12 @@ def cyclical_schedule(base: float, max: float, step_size: int) -> optax.Schedule
     return lambda count: cycle(jnp.mod(count, 2 * step_size))
 
 
-def make_schedule(spec: Schedule | Mapping[str, Any]) -> optax.Schedule:
+def make_schedule(spec: Schedule | Mapping[str, Any], *, check: bool = True) -> optax.Schedule:
     """An optax schedule from its name and keyword arguments (or ``cyclical``).
 
     Raises ``ValueError`` for an unknown name (with the closest one) or arguments the schedule
-    does not take (naming them and the ones it does).
+    does not take (naming them and the ones it does). ``check`` evaluates the schedule once at
+    step 0 (eagerly: pass ``False`` inside a traced function).
     """
     if not isinstance(spec, Schedule):
         spec = Schedule.from_spec(spec)
@@ -198,7 +199,8 @@ def make_schedule(spec: Schedule | Mapping[str, Any]) -> optax.Schedule:
     _bind("learning_rate schedule", spec.name, fn, kwargs, ())
     try:
         sched = fn(**kwargs)
-        float(sched(0))
+        if check:
+            float(sched(0))
     except (TypeError, ValueError) as e:
         if spec.name == CYCLICAL:
             raise
@@ -422,7 +424,7 @@ def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array
             out[part] = {"kernel": k, "bias": b.astype(dtype)}
         per_init.append(out)
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_init)  # (n_init, n_grid, ...)
-    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), stacked)
+    return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), stacked)
 
 
 def _forward(plan: TrainPlan, params: dict[str, Any], x: jax.Array, dead: bool = False):
@@ -494,20 +496,42 @@ def _distinct_units(plan: TrainPlan, params: dict[str, Any]) -> jax.Array:
     return jnp.concatenate([first[None], rest])
 
 
-def _first_reached(reached: jax.Array, steps: np.ndarray) -> jax.Array:
-    """The first step where ``reached`` (..., n_eval) holds, NaN when never."""
-    idx = jnp.argmax(reached, axis=-1)
-    return jnp.where(jnp.any(reached, axis=-1), jnp.asarray(steps, jnp.float32)[idx], jnp.nan)
+def _member_summary(plan: TrainPlan, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The per-member scalars, from the evaluations (numpy, after the program: each is a copy or a
+    reduction of recorded values, so it cannot round differently from them)."""
+    steps = eval_steps(plan).astype(np.float32)
+
+    def first(reached):
+        return np.where(reached.any(-1), steps[np.argmax(reached, axis=-1)], np.float32(np.nan))
+
+    res = {"final_train_loss": out["train_loss"][..., -1], "final_test_loss": out["test_loss"][..., -1]}
+    with np.errstate(invalid="ignore"):
+        if plan.task == "classification":
+            acc = out["test_accuracy"]
+            res["final_test_accuracy"] = acc[..., -1]
+            res["best_test_accuracy"] = np.where(np.isnan(acc).all(-1), np.float32(np.nan),
+                                                 np.max(np.nan_to_num(acc, nan=-np.inf), axis=-1))
+            if plan.target_accuracy is not None:
+                res["steps_to_accuracy"] = first(acc >= plan.target_accuracy)
+        if plan.target_loss is not None:
+            res["steps_to_loss"] = first(out["train_loss"] <= plan.target_loss)
+    return {k: np.asarray(v, np.float32) for k, v in res.items()}
 
 
-def _seed_train(plan: TrainPlan, base_seed, seed, wv, bv, lr, x_train, y_train, x_test, y_test):
-    """Train every member of one seed; arrays (n_init, n_grid, ...)."""
+def _seed_init(plan: TrainPlan, base_seed, seed, wv, bv):
+    """Initial parameters of every member of one seed (seed key ``fold_in(key(base_seed), seed)``)."""
+    return _member_params(plan, fold_in(jax.random.key(base_seed), seed), wv, bv)
+
+
+def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, x_test, y_test):
+    """Train every member of one seed from ``params`` (stacked over members); arrays (n_init, n_grid, ...)."""
     wide = _wide(plan)
     root = jax.random.key(base_seed)
-    key, dkey = fold_in(root, seed), fold_in(fold_in(root, DATA_BRANCH), seed)
-    n_grid = wv.shape[0]
-    params = _member_params(plan, key, wv, bv)
-    schedule = make_schedule(plan.learning_rate) if isinstance(plan.learning_rate, Schedule) else plan.learning_rate
+    dkey = fold_in(fold_in(root, DATA_BRANCH), seed)
+    n_grid = lr.shape[0]
+    schedule = plan.learning_rate
+    if isinstance(schedule, Schedule):
+        schedule = make_schedule(schedule, check=False)
     tx = make_optimizer(plan, schedule)
     lr_member = jnp.tile(jnp.where(jnp.isnan(lr), jnp.asarray(
         plan.learning_rate if not isinstance(plan.learning_rate, Schedule) else 0.0, lr.dtype), lr), plan.n_init)
@@ -530,9 +554,9 @@ def _seed_train(plan: TrainPlan, base_seed, seed, wv, bv, lr, x_train, y_train, 
 
     def member_step(p, s, alive, xb, yb, active):
         loss, g = jax.value_and_grad(lambda q: _loss(plan, _forward(plan, q, xb), yb))(p)
-        gnorm = optax.global_norm(g).astype(wide)
+        gnorm = optax.tree.norm(g).astype(wide)
         updates, s_new = tx.update(g, s, p)
-        unorm = optax.global_norm(updates).astype(wide)
+        unorm = optax.tree.norm(updates).astype(wide)
         finite = jnp.isfinite(loss) & jnp.isfinite(gnorm) & jnp.isfinite(unorm)
         ok = alive & active & finite
         p_new = optax.apply_updates(p, updates)
@@ -543,12 +567,21 @@ def _seed_train(plan: TrainPlan, base_seed, seed, wv, bv, lr, x_train, y_train, 
         return p, s, alive, ok, stats
 
     def train_step(carry, t):
-        p, s, alive = carry
+        (p, s, alive), sums, count, firsts = carry
         xb, yb = minibatch(t)
         active = t < plan.steps
         p, s, alive, ok, stats = jax.vmap(member_step, in_axes=(0, 0, 0, None, None, None))(
             p, s, alive, xb, yb, active)
-        return (p, s, alive), (ok, stats)
+        # Sums carried step by step (not a reduction over the stacked steps, whose order XLA may
+        # choose differently in another program): the chunk means are bitwise the same everywhere.
+        w = ok.astype(wide)
+        sums = tuple(acc + jnp.where(w.reshape(w.shape + (1,) * (a.ndim - 1)) > 0, a, 0.0)
+                     for acc, a in zip(sums, stats, strict=True))
+        # The first step of each chunk is kept as well (chunk 0's is the step-0 record).
+        firsts = tuple(jnp.where(t % plan.chunk_steps == 0,
+                                 jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, jnp.nan), f)
+                       for f, a in zip(firsts, stats, strict=True))
+        return ((p, s, alive), sums, count + w, firsts), None
 
     def evaluate(p, alive):
         def one(q):
@@ -564,30 +597,18 @@ def _seed_train(plan: TrainPlan, base_seed, seed, wv, bv, lr, x_train, y_train, 
         out = jax.vmap(one)(p)
         return {k: jnp.where(alive.reshape((-1,) + (1,) * (v.ndim - 1)), v, jnp.nan) for k, v in out.items()}
 
-    def chunk_stats(ok, stats):
-        """Mean over the chunk's applied steps (NaN when none) and the first step's values."""
-        w = ok.astype(wide)  # (chunk, combo)
-        count = jnp.sum(w, axis=0)
-
-        def mean(a):
-            wa = w.reshape(w.shape + (1,) * (a.ndim - 2))
-            total = jnp.sum(jnp.where(wa > 0, a, 0.0), axis=0)
-            c = count.reshape(count.shape + (1,) * (a.ndim - 2))
-            return jnp.where(c > 0, total / jnp.maximum(c, 1.0), jnp.nan)
-
-        def first(a):
-            wa = w[0].reshape(w.shape[1:] + (1,) * (a.ndim - 2))
-            return jnp.where(wa > 0, a[0], jnp.nan)
-
-        names = ("grad_norm", "update_norm", "grad_w_norm")
-        return {n: mean(a) for n, a in zip(names, stats, strict=True)}, {n: first(a) for n, a in zip(
-            names, stats, strict=True)}
+    names = ("grad_norm", "update_norm", "grad_w_norm")
+    zero_sums = (jnp.zeros((n_combo,), wide), jnp.zeros((n_combo,), wide), jnp.zeros((n_combo, plan.depth + 1), wide))
 
     def chunk(carry, k):
         steps = k * plan.chunk_steps + jnp.arange(plan.chunk_steps, dtype=jnp.int32)
-        carry, (ok, stats) = jax.lax.scan(train_step, carry, steps)
-        means, first = chunk_stats(ok, stats)
-        return carry, ({**evaluate(carry[0], carry[2]), **means}, first)
+        inner = (carry, zero_sums, jnp.zeros((n_combo,), wide), zero_sums)
+        (carry, sums, count, firsts), _ = jax.lax.scan(train_step, inner, steps)
+        means = {}
+        for n, total in zip(names, sums, strict=True):
+            c = count.reshape(count.shape + (1,) * (total.ndim - 1))
+            means[n] = jnp.where(c > 0, total / jnp.maximum(c, 1.0), jnp.nan)
+        return carry, ({**evaluate(carry[0], carry[2]), **means}, dict(zip(names, firsts, strict=True)))
 
     alive0 = jnp.ones((n_combo,), bool)
     ev0 = evaluate(params, alive0)
@@ -596,19 +617,7 @@ def _seed_train(plan: TrainPlan, base_seed, seed, wv, bv, lr, x_train, y_train, 
     ev0.update({n: a[0] for n, a in firsts.items()})
     evals = {n: jnp.concatenate([ev0[n][None], evals[n]]) for n in evals}  # (n_eval, combo, ...)
     evals = {n: jnp.moveaxis(a, 0, 1) for n, a in evals.items()}  # (combo, n_eval, ...)
-    steps = eval_steps(plan)
     out = dict(evals)
-    out["final_train_loss"] = evals["train_loss"][:, -1]
-    out["final_test_loss"] = evals["test_loss"][:, -1]
-    if plan.task == "classification":
-        out["final_test_accuracy"] = evals["test_accuracy"][:, -1]
-        acc = evals["test_accuracy"]
-        out["best_test_accuracy"] = jnp.where(jnp.all(jnp.isnan(acc), axis=1), jnp.nan,
-                                              jnp.max(jnp.nan_to_num(acc, nan=-jnp.inf), axis=1))
-        if plan.target_accuracy is not None:
-            out["steps_to_accuracy"] = _first_reached(acc >= plan.target_accuracy, steps)
-    if plan.target_loss is not None:
-        out["steps_to_loss"] = _first_reached(evals["train_loss"] <= plan.target_loss, steps)
     out["diverged"] = ~alive
     out["distinct_units"] = jax.vmap(lambda q: _distinct_units(plan, q))(params)
     return {k: v.reshape(plan.n_init, n_grid, *v.shape[1:]) for k, v in out.items()}
@@ -680,30 +689,62 @@ def _data_structs(plan: TrainPlan, n_train: int, n_test: int) -> tuple[jax.Shape
             jax.ShapeDtypeStruct((n_test, plan.in_dim), jnp.float32), y(n_test))
 
 
-def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunks: Layout):
-    """One compiled program: ``(base_seed, seed ids of a chunk, wv, bv, lr, x_train, y_train,
-    x_test, y_test) -> arrays`` with the seed axis first. Returns ``(compiled, seconds)``; run it
-    on every chunk of seeds with :func:`run_chunk` (no recompilation per chunk)."""
-    plan.check_data(n_train, plan.in_dim)
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """The two compiled programs of one plan: ``init`` (initial parameters of a chunk's members) and
+    ``train`` (the training of the chunk from them). Initialization is its own XLA program because
+    its random-number code, compiled inside the training loop's nest, tripled the compile time."""
 
-    def per_chunk(base_seed, seeds, wv, bv, lr, *data):
-        return jax.lax.map(lambda s: _seed_train(plan, base_seed, s, wv, bv, lr, *data), seeds,
+    init: Any
+    train: Any
+
+
+def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunks: Layout) -> tuple[Program, float]:
+    """Compile the :class:`Program` of ``plan`` for chunks of ``chunks.size`` seeds; returns
+    ``(program, seconds)``. Run it on every chunk of seeds with :func:`run_chunk` (no
+    recompilation per chunk). Outputs have the seed axis first."""
+    plan.check_data(n_train, plan.in_dim)
+    wide = _wide(plan)
+
+    def init_chunk(base_seed, seeds, wv, bv):
+        # lax.map's batching cannot reshape zero-size outputs: depth 1's empty hidden stack is
+        # dropped from the map and restored after it.
+        def one(s):
+            p = _seed_init(plan, base_seed, s, wv, bv)
+            return p if plan.depth > 1 else {k: v for k, v in p.items() if k != "hidden"}
+
+        out = jax.lax.map(one, seeds, batch_size=chunks.block)
+        if plan.depth == 1:
+            n = seeds.shape[0]
+            m = plan.n_init * wv.shape[0]
+            dt = np.dtype(plan.dtype)
+            out["hidden"] = {"kernel": jnp.zeros((n, m, 0, plan.width, plan.width), dt),
+                             "bias": jnp.zeros((n, m, 0, plan.width), dt)}
+        return out
+
+    def train_chunk(base_seed, seeds, params, lr, *data):
+        return jax.lax.map(lambda sp: _seed_train(plan, base_seed, sp[0], sp[1], lr, *data), (seeds, params),
                            batch_size=chunks.block)
 
-    fn, seed_sharding = per_chunk, None
-    if chunks.devices > 1:
+    # shard_map even over one device: the per-device program is then the same for every device
+    # count (a plain jit of the same function fused the gradient norms differently, 1 ulp apart).
+    if True:
         mesh = jax.make_mesh((chunks.devices,), ("seeds",), devices=jax.local_devices()[:chunks.devices])
         P = jax.sharding.PartitionSpec
         seed_sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
-        fn = jax.shard_map(per_chunk, mesh=mesh, in_specs=(P(), P("seeds"), P(), P(), P(), P(), P(), P(), P()),
-                           out_specs=P("seeds"), check_vma=False)
-    wide = _wide(plan)
-    args = (jax.ShapeDtypeStruct((), jnp.uint32),
-            jax.ShapeDtypeStruct((chunks.size,), jnp.int32, sharding=seed_sharding),
-            *(jax.ShapeDtypeStruct((n_grid,), wide) for _ in GRID_PARAMS), *_data_structs(plan, n_train, n_test))
+        init_chunk = jax.shard_map(init_chunk, mesh=mesh, in_specs=(P(), P("seeds"), P(), P()),
+                                   out_specs=P("seeds"), check_vma=False)
+        train_chunk = jax.shard_map(train_chunk, mesh=mesh, in_specs=(P(), P("seeds"), P("seeds"), *(P(),) * 5),
+                                    out_specs=P("seeds"), check_vma=False)
+    base = jax.ShapeDtypeStruct((), jnp.uint32)
+    seeds = jax.ShapeDtypeStruct((chunks.size,), jnp.int32, sharding=seed_sharding)
+    grid = jax.ShapeDtypeStruct((n_grid,), wide)
     start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - start
+    init = jax.jit(init_chunk).lower(base, seeds, grid, grid).compile()
+    params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=seed_sharding),
+                          jax.eval_shape(init_chunk, base, seeds, grid, grid))
+    train = jax.jit(train_chunk).lower(base, seeds, params, grid, *_data_structs(plan, n_train, n_test)).compile()
+    return Program(init, train), time.perf_counter() - start
 
 
 def _data_arrays(plan: TrainPlan, data: Any) -> tuple[np.ndarray, ...]:
@@ -718,8 +759,8 @@ def _data_arrays(plan: TrainPlan, data: Any) -> tuple[np.ndarray, ...]:
     return xtr.astype(np.float32), ytr.astype(ylab), xte.astype(np.float32), yte.astype(ylab)
 
 
-def run_chunk(compiled, plan: TrainPlan, chunks: Layout, data: Any, base_seed: int, seed_ids: Sequence[int],
-              grid: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+def run_chunk(program: Program, plan: TrainPlan, chunks: Layout, data: Any, base_seed: int,
+              seed_ids: Sequence[int], grid: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
     """Run one chunk of seeds (padded to the compiled size with repeats of its last seed); numpy
     arrays shaped ``(n_init, n_grid, len(seed_ids), ...)``."""
     n = len(seed_ids)
@@ -727,11 +768,13 @@ def run_chunk(compiled, plan: TrainPlan, chunks: Layout, data: Any, base_seed: i
         raise ValueError(f"a chunk holds 1 to {chunks.size} seeds; got {n}.")
     padded = np.asarray(list(seed_ids) + [seed_ids[-1]] * (chunks.size - n), np.int32)
     seeds = jnp.asarray(padded)
-    if chunks.devices > 1:
-        seeds = jax.device_put(seeds, compiled.input_shardings[0][1])
+    seeds = jax.device_put(seeds, program.init.input_shardings[0][1])
     wide = _wide(plan)
-    out = compiled(np.uint32(base_seed), seeds, *(np.asarray(a, wide) for a in grid), *_data_arrays(plan, data))
-    return {k: np.moveaxis(np.asarray(v)[:n], 0, 2) for k, v in out.items()}
+    wv, bv, lr = (np.asarray(a, wide) for a in grid)
+    params = program.init(np.uint32(base_seed), seeds, wv, bv)
+    out = program.train(np.uint32(base_seed), seeds, params, lr, *_data_arrays(plan, data))
+    out = {k: np.moveaxis(np.asarray(v)[:n], 0, 2) for k, v in out.items()}
+    return {**out, **_member_summary(plan, out)}
 
 
 def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequence[int] = (0,),
@@ -770,6 +813,6 @@ def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequ
     arrays = _data_arrays(plan, data)
     g = grid_arrays(plan, grid)
     chunks = layout(len(seed_ids), chunk=chunk, block=block, devices=devices)
-    compiled, _ = compile_train(plan, arrays[0].shape[0], arrays[2].shape[0], g[0].shape[0], chunks)
-    parts = [run_chunk(compiled, plan, chunks, arrays, base_seed, ids, g) for ids in chunks.chunks(seed_ids)]
+    program, _ = compile_train(plan, arrays[0].shape[0], arrays[2].shape[0], g[0].shape[0], chunks)
+    parts = [run_chunk(program, plan, chunks, arrays, base_seed, ids, g) for ids in chunks.chunks(seed_ids)]
     return {k: np.concatenate([p[k] for p in parts], axis=2) for k in parts[0]}

@@ -97,7 +97,7 @@ def _labels(name: str, y: Any, n_classes: int | None) -> np.ndarray:
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"{name} must be integer class labels; got {y[i]!r} at index {i}.")
+            raise ValueError(f"{name} must be integer class labels; got {float(y[i])!r} at index {i}.")
     elif y.dtype.kind not in "biu":
         raise ValueError(f"{name} must be integer class labels; got dtype={y.dtype}.")
     y = y.astype(np.int64)

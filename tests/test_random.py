@@ -122,8 +122,11 @@ def _bits_cases():
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("init, shape", list(_bits_cases()))
 def test_from_bits_is_the_initializers_own_draw(init, shape, dtype, key):
+    # Compiled, as the initializer's own eager call is (issue 16): op by op, XLA may round a fused
+    # multiply-add differently in the last bit.
     bits = random_bits(key, init.bits_shape(shape, dtype), np.dtype("float32"))
-    np.testing.assert_array_equal(np.asarray(init.from_bits(bits, shape, dtype), np.float32),
+    from_bits = jax.jit(init.from_bits, static_argnums=(1, 2))
+    np.testing.assert_array_equal(np.asarray(from_bits(bits, shape, dtype), np.float32),
                                   np.asarray(init(key, shape, dtype), np.float32))
 
 

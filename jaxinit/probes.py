@@ -76,6 +76,7 @@ from jaxinit import nets
 from jaxinit._linalg import singular_values
 from jaxinit.activations import activation as resolve_activation
 from jaxinit.errors import check_choice, check_in_range, check_int, check_positive
+from jaxinit.nets._core import _hashable
 
 __all__ = [
     "DEAD_THRESHOLD", "FORWARD_FIELDS", "LOSSES", "PER_LAYER_FIELDS", "SATURATION_THRESHOLD",
@@ -463,6 +464,6 @@ def trace(params: dict[str, Any], x: Any, activation: str | Callable[..., Any], 
     key = jax.random.key(0) if key is None else key
     args = (phi, paired, loss, bool(gradients), bool(jacobian), num_projections, bool(spectrum), precision,
             dead, sat)
-    if nets._hashable(phi) and nets._hashable(precision):
+    if _hashable(phi) and _hashable(precision):
         return _trace_jit(params, x, key, *args)
     return _trace(params, x, key, *args)

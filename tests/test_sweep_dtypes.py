@@ -161,6 +161,7 @@ def test_precision_note_states_each_dtype():
 X64_RUN = """
 import json, sys
 from jaxinit.lab import config as config_lib
+from jaxinit.lab import run as lab_run
 from jaxinit.lab.engine import sweep
 for name, data in json.loads(sys.argv[1] if len(sys.argv) > 1 else {configs!r}).items():
     lab_run.run(config_lib.from_dict(data, source=name + ".toml"), progress=False)

@@ -72,6 +72,9 @@ from jaxinit.theory.maps import c_map, c_star, chi1, chi_c, chi_q, depth_scales,
 from jaxinit.theory.moments import CRITICAL_TOL, _moments  # noqa: F401  (_moments: reached by tests)
 from jaxinit.theory.predictions import NetSpec, Prediction, forward, jacobian_msv, predict
 
+# The public home of the error type (tracebacks and docs name jaxinit.theory.NoEdgeOfChaos).
+NoEdgeOfChaos.__module__ = __name__
+
 __all__ = [
     "CRITICAL_TOL", "NetSpec", "NoEdgeOfChaos", "Prediction", "c_map", "c_star", "chi1", "chi_c", "chi_q",
     "critical", "critical_init", "depth_scales", "forward", "jacobian_msv", "phase", "predict", "q_map", "q_star",

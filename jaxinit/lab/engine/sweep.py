@@ -45,6 +45,7 @@ sweep under ``JAX_ENABLE_X64`` gives the same numbers bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -208,8 +209,14 @@ def layer_weights(plan: Plan, key: jax.Array, layer: int, init_index: int) -> ja
     """The weights initializer ``init_index`` gives ``layer`` of the network with ``key``.
 
     Equals ``plan.initializers[init_index](fold_in(key, layer), shape, dtype)`` bit for bit; the
-    engine never forms this matrix, it applies the factor after the matmul.
+    engine never forms this matrix, it applies the factor after the matmul. Compiled, as an eager
+    initializer call is (a fused multiply may round differently op by op).
     """
+    return _layer_weights(plan, key, layer, init_index)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3))
+def _layer_weights(plan: Plan, key: jax.Array, layer: int, init_index: int) -> jax.Array:
     groups, index, factor = plan.groups(layer)
     shape = plan.layer_shape(layer)
     dtype = np.dtype(plan.dtype)

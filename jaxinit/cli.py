@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from jaxinit import bench
-from jaxinit.bench import positive_int
+from jaxinit._argtypes import positive_int, seconds
 
 EXIT_USAGE = 2
 EXIT_STALLED = 3  # a sweep chunk made no progress within its stall limit
@@ -59,16 +59,6 @@ def _shape(text: str) -> tuple[int, ...]:
     if not dims or any(d < 0 for d in dims):
         raise argparse.ArgumentTypeError(f"--shape must be comma-separated ints >= 0 like 784,256; got {text!r}")
     return dims
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0 (0: no limit); got {text!r}")
-    return value
 
 
 def _spec(text: str):
@@ -246,7 +236,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk", type=int, default=None,
                    help="override output.chunk (seeds per chunk; rounded up, with a note, to a multiple of the "
                         "seeds computed together)")
-    s.add_argument("--stall-timeout", type=_seconds, default=None, metavar="SECONDS",
+    s.add_argument("--stall-timeout", type=seconds, default=None, metavar="SECONDS",
                    help="end with an error (exit 3) naming the program and chunk when a chunk runs longer than "
                         "this without progress (on the CPU: with the process idle); default: a limit derived "
                         "from the chunks already done and the compile time; 0: wait forever")

@@ -26,7 +26,8 @@ Backward, for a stated loss of the network's output (after the readout; the last
 activation when there is none) over the whole batch ``n`` of inputs:
 
 - ``loss="mse"``: ``L = mean_{n,k} (y_nk - t_nk)^2`` with targets ``t ~ N(0, 1)``;
-- ``loss="cross_entropy"``: ``L = mean_n -log softmax(y_n)[label_n]``, labels uniform over the outputs.
+- ``loss="xent"`` (also spelled ``"cross_entropy"``, see :func:`loss_name`): ``L = mean_n -log
+  softmax(y_n)[label_n]``, labels uniform over the outputs.
 
 Targets/labels come from ``fold_in(key, 0)`` (:func:`random_targets`, default ``key = key(0)``), so
 the loss is a fixed function of the weights; the Jacobian projections from ``fold_in(key, 1)``.
@@ -79,15 +80,16 @@ from jaxinit.errors import check_choice, check_in_range, check_int, check_positi
 from jaxinit.nets._core import _hashable
 
 __all__ = [
-    "DEAD_THRESHOLD", "FORWARD_FIELDS", "LOSSES", "PER_LAYER_FIELDS", "SATURATION_THRESHOLD",
-    "SPECTRUM_MAX_WIDTH", "Trace", "activate", "layer_stats", "loss_value", "paired_inputs",
+    "DEAD_THRESHOLD", "FORWARD_FIELDS", "LOSSES", "LOSS_ALIASES", "PER_LAYER_FIELDS", "SATURATION_THRESHOLD",
+    "SPECTRUM_MAX_WIDTH", "Trace", "activate", "layer_stats", "loss_name", "loss_value", "paired_inputs",
     "random_targets", "trace",
 ]
 
 DEAD_THRESHOLD = 1e-6
 SATURATION_THRESHOLD = 1e-2
 SPECTRUM_MAX_WIDTH = 1024
-LOSSES = ("mse", "cross_entropy")
+LOSSES = ("mse", "xent")  # the loss names the probes, the sweep engine and configs use
+LOSS_ALIASES = {"cross_entropy": "xent"}  # accepted wherever a loss is named, by loss_name
 FORWARD_FIELDS = ("q", "act_mean", "act_var", "dead_fraction", "saturated_fraction", "correlation")
 PER_LAYER_FIELDS = (*FORWARD_FIELDS, "grad_w_norm", "grad_h_norm", "jacobian_msv")
 
@@ -237,17 +239,32 @@ def paired_inputs(key: jax.Array, batch: int, dim: int, correlation: float, q0: 
     return jnp.stack([xa, xb]).astype(dtype)
 
 
+def loss_name(loss: str) -> str:
+    """The loss's name in :data:`LOSSES`: ``"mse"``, ``"xent"``; an alias (:data:`LOSS_ALIASES`:
+    ``"cross_entropy"``) gives the name it stands for.
+
+    Raises:
+      ValueError: any other value, listing the names and aliases accepted.
+
+    Example:
+      >>> loss_name("cross_entropy"), loss_name("mse")
+      ('xent', 'mse')
+    """
+    check_choice("loss", loss, (*LOSSES, *LOSS_ALIASES))
+    return LOSS_ALIASES.get(loss, loss)
+
+
 def random_targets(key: jax.Array, n: int, out_dim: int, loss: str = "mse") -> jax.Array:
     """Targets for :func:`loss_value`: ``N(0, 1)`` of shape ``(n, out_dim)`` (mse) or uniform labels ``(n,)``."""
-    check_choice("loss", loss, LOSSES)
+    loss = loss_name(loss)
     if loss == "mse":
         return jax.random.normal(key, (n, out_dim), jnp.float32)
     return jax.random.randint(key, (n,), 0, out_dim, dtype=jnp.int32)  # int32: the same labels under x64
 
 
 def loss_value(y: jax.Array, targets: jax.Array, loss: str = "mse") -> jax.Array:
-    """``mean (y - t)^2`` (mse) or ``mean -log softmax(y)[label]`` (cross_entropy) over the batch."""
-    if loss == "mse":
+    """``mean (y - t)^2`` (mse) or ``mean -log softmax(y)[label]`` (xent) over the batch."""
+    if loss_name(loss) == "mse":
         return jnp.mean(jnp.square(y - targets.astype(y.dtype)))
     logp = jax.nn.log_softmax(y, axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, targets[:, None], axis=-1))
@@ -424,7 +441,7 @@ def trace(params: dict[str, Any], x: Any, activation: str | Callable[..., Any], 
       activation: a name or an elementwise callable, as for :func:`jaxinit.nets.apply`.
       key: PRNG key for the loss targets and the Jacobian projections (default ``key(0)``).
       pairs: whether ``x`` is paired; ``None`` infers it from ``x.ndim`` (3 = paired).
-      loss: ``"mse"`` (random Gaussian targets) or ``"cross_entropy"`` (random labels).
+      loss: ``"mse"`` (random Gaussian targets) or ``"xent"`` (random labels; alias ``"cross_entropy"``).
       gradients: compute ``grad_w_norm``/``grad_h_norm`` (NaN otherwise).
       jacobian: compute ``jacobian_msv`` (NaN otherwise).
       num_projections: random vectors per input for ``jacobian_msv``, >= 1.
@@ -451,7 +468,7 @@ def trace(params: dict[str, Any], x: Any, activation: str | Callable[..., Any], 
     """
     x, paired = _check_inputs(params, x, pairs)
     phi = resolve_activation(activation)
-    check_choice("loss", loss, LOSSES)
+    loss = loss_name(loss)
     num_projections = check_int("num_projections", num_projections, minimum=1)
     dead = check_positive("dead_threshold", dead_threshold)
     sat = check_positive("saturation_threshold", saturation_threshold)

@@ -13,7 +13,7 @@ import pytest
 import jaxinit
 from jaxinit.lab import config as cfg
 from jaxinit.lab.config import ConfigError, GridConfig, from_dict, grid_points, load, parse_override
-from jaxinit.lab.config import read as config_read
+from jaxinit.lab.config import validate as config_validate
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
 SHIPPED = {"quickstart", "seeds_comparison", "phase_tanh", "deep_1000", "isometry"}
@@ -486,7 +486,7 @@ def test_parse_override():
     assert parse_override("network.activation = ['relu', 'tanh']") == ("network.activation", ["relu", "tanh"])
     assert parse_override("output.dir=results/x") == ("output.dir", "results/x")
     assert parse_override("probes.spectrum=true") == ("probes.spectrum", True)
-    with pytest.raises(ConfigError, match=r"--set: an override must read KEY=VALUE .*; got 'seeds'"):
+    with pytest.raises(ConfigError, match=r"^override: must read KEY=VALUE .*; got 'seeds'"):
         parse_override("seeds")
 
 
@@ -608,7 +608,7 @@ def test_initializer_tables_with_their_arguments_pass():
 
 def test_reading_a_finished_folders_config_does_not_trace_initializers(monkeypatch):
     calls = []
-    monkeypatch.setattr(config_read, "_draw_problem", lambda *a: calls.append(a))
+    monkeypatch.setattr(config_validate, "_draw_problem", lambda *a: calls.append(a))
     from_dict(base(), check_process=False)
     assert calls == []
     from_dict(base())

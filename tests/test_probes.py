@@ -404,7 +404,7 @@ def test_bad_input_is_rejected_with_the_argument_named(small):
         probes.trace(params, jnp.ones((4, 5)), "tanh")
     with pytest.raises(ValueError, match=r"unknown activation 'tahn'\. Did you mean 'tanh'\?"):
         probes.trace(params, x, "tahn")
-    with pytest.raises(ValueError, match=r"loss must be one of \['cross_entropy', 'mse'\]; got 'mae'"):
+    with pytest.raises(ValueError, match=r"loss must be one of \['cross_entropy', 'mse', 'xent'\]; got 'mae'"):
         probes.trace(params, x, "tanh", loss="mae")
     with pytest.raises(ValueError, match=r"num_projections must be >= 1; got 0"):
         probes.trace(params, x, "tanh", num_projections=0)

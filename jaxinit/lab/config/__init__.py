@@ -6,8 +6,10 @@ A config is read and checked once, before anything compiles. Every problem becom
     configs/phase.toml: grid.bias_variance[2] = -0.1: must be >= 0
     configs/quick.toml: network.dept: unknown key; did you mean 'depth'? allowed: depth, width, ...
 
-The schema (every key, its type and default) lives in :data:`SCHEMA_TEXT` below and in the shipped
-files under ``configs/``. Initializer and bias specs go through :func:`jaxinit.get` and activations
+The schema is one table, :data:`KEYS` (every key, what it must be, its default and allowed values):
+the reader checks against it and :data:`SCHEMA_TEXT`, the documented schema, is written from it. The
+shipped configs (package data, ``configs/`` in a checkout) load by name (``load("quickstart")``).
+Initializer and bias specs go through :func:`jaxinit.get` and activations
 through :func:`jaxinit.activations.activation` at load time, so an unknown name fails here, with the
 registry's own did-you-mean.
 
@@ -17,16 +19,11 @@ call :func:`from_dict`, and the engine only ever sees the frozen result.
 
 from jaxinit._toml import dumps_toml, format_value
 from jaxinit.errors import ConfigError
-from jaxinit.lab.config.read import from_dict, load, parse_override
+from jaxinit.lab.config.keys import DTYPES, GRID_PARAMS, INPUT_KINDS, KEYS, LOSSES, PROBES, SCHEMA_TEXT, Key
+from jaxinit.lab.config.read import from_dict, load, parse_override, to_toml
 from jaxinit.lab.config.schema import (
     DIGITS_FEATURES,
-    DTYPES,
-    GRID_PARAMS,
-    INPUT_KINDS,
-    LOSSES,
-    PROBES,
     READOUT_DIM,
-    SCHEMA_TEXT,
     GridConfig,
     InitializerEntry,
     InputsConfig,
@@ -38,10 +35,12 @@ from jaxinit.lab.config.schema import (
     SweepSection,
     grid_points,
 )
+from jaxinit.lab.config.shipped import copy_config, shipped_configs, shipped_names, shipped_path
 
 __all__ = [
-    "DIGITS_FEATURES", "DTYPES", "READOUT_DIM", "GRID_PARAMS", "INPUT_KINDS", "LOSSES", "PROBES", "SCHEMA_TEXT",
-    "ConfigError", "GridConfig", "InitializerEntry", "InputsConfig", "NetworkConfig", "OutputConfig",
-    "ProbesConfig", "Program", "SweepConfig", "SweepSection", "dumps_toml", "format_value", "from_dict",
-    "grid_points", "load", "parse_override",
+    "DIGITS_FEATURES", "DTYPES", "KEYS", "READOUT_DIM", "GRID_PARAMS", "INPUT_KINDS", "LOSSES", "PROBES",
+    "SCHEMA_TEXT", "ConfigError", "GridConfig", "InitializerEntry", "InputsConfig", "Key", "NetworkConfig",
+    "OutputConfig", "ProbesConfig", "Program", "SweepConfig", "SweepSection", "copy_config", "dumps_toml",
+    "format_value", "from_dict", "grid_points", "load", "parse_override", "shipped_configs", "shipped_names",
+    "shipped_path", "to_toml",
 ]

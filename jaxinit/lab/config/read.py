@@ -1,4 +1,6 @@
-"""Reading a sweep config: TOML or a dict -> a frozen, validated :class:`~jaxinit.lab.config.SweepConfig`.
+"""Reading a sweep config: a TOML file, a shipped config's name, or a dict -> a frozen, validated
+:class:`~jaxinit.lab.config.SweepConfig`; overrides (``"network.depth=4"``) applied first; and writing one
+back as TOML (:func:`to_toml`).
 
 Every problem becomes a :class:`~jaxinit.errors.ConfigError` naming the file, the key path and the bad value.
 """
@@ -6,66 +8,28 @@ Every problem becomes a :class:`~jaxinit.errors.ConfigError` naming the file, th
 from __future__ import annotations
 
 import copy
-import difflib
-import functools
-import importlib.util
-import json
-import math
-import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jaxinit._toml import format_value
-from jaxinit.activations import Activation, activation
 from jaxinit.errors import ConfigError
-from jaxinit.initializers import BaseInitializer
-from jaxinit.initializers import get as get_initializer
-from jaxinit.lab.config.schema import (
-    DIGITS_SAMPLES,
-    DTYPES,
-    GRID_PARAMS,
-    INPUT_KINDS,
-    LOSSES,
-    MAX_SEED,
-    OVERRIDE_ALIASES,
-    PROBES,
-    GridConfig,
-    InitializerEntry,
-    InputsConfig,
-    NetworkConfig,
-    OutputConfig,
-    ProbesConfig,
-    SweepConfig,
-    SweepSection,
-    _stem,
-)
+from jaxinit.lab.config.schema import OVERRIDE_ALIASES, SweepConfig
+from jaxinit.lab.config.shipped import resolve
+from jaxinit.lab.config.validate import Reader, type_name
 
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return f"a {type(value).__name__}"
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepConfig:
     """Read a TOML sweep config, apply ``overrides``, validate everything, freeze.
 
     Args:
-      path: the ``.toml`` file.
+      path: the ``.toml`` file, or the name of a shipped config (``"quickstart"``, see
+        :func:`~jaxinit.lab.config.shipped_names`) when no such file exists.
       overrides: ``{"sweep.seeds": 4, "output.dir": "out", ...}``: dotted key paths (or the aliases
-        ``seeds``, ``base_seed``, ``chunk``, ``out``/``dir``) set before validation; ``None`` values
-        are skipped, so a CLI can pass its optional flags straight through.
+        ``seeds``, ``base_seed``, ``chunk``, ``out``/``dir``) set before validation, in order (a later
+        one for the same key wins); ``None`` values are skipped, so a CLI can pass its optional flags
+        straight through. :func:`parse_override` reads ``"KEY=VALUE"`` text into a pair. An overridden
+        value is validated as if the file held it, and its errors say "set by an override".
 
     Returns:
       A frozen :class:`SweepConfig`; ``.text`` holds the file as given.
@@ -73,6 +37,7 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepC
     Raises:
       ConfigError: unreadable file, malformed TOML, or any schema violation.
     """
+    path = resolve(path)
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -104,10 +69,10 @@ def from_dict(data: Mapping[str, Any], source: str = "<dict>", overrides: Mappin
     Everything about the config itself is still checked.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(source, "", f"a config must be a table of sections; got {_type_name(data)}")
+        raise ConfigError(source, "", f"a config must be a table of sections; got {type_name(data)}")
     data = copy.deepcopy(dict(data))
     overridden = _apply_overrides(data, overrides or {}, source)
-    return _Reader(source, overridden, check_process).config(data, text)
+    return Reader(source, overridden, check_process).config(data, text)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -122,7 +87,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError("--set", "", f"an override must read KEY=VALUE (e.g. sweep.seeds=4); got {text!r}")
+        raise ConfigError("override", "", f"must read KEY=VALUE (e.g. sweep.seeds=4); got {text!r}")
     try:
         return key, tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -143,365 +108,43 @@ def _apply_overrides(data: dict, overrides: Mapping[str, Any], source: str) -> s
             node = table.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(source, ".".join(parts[: i + 1]),
-                                  f"cannot override inside {_type_name(node)}", node)
+                                  f"cannot override inside {type_name(node)}", node)
             table = node
         table[parts[-1]] = copy.deepcopy(value)
         done.add(path)
     return done
 
 
-def _label(spec: Any) -> str:
-    """``"he_normal"`` or ``"normal(stddev=0.01)"`` for a table (values as written)."""
-    if isinstance(spec, str):
-        return spec
-    args = ", ".join(f"{k}={format_value(v)}" for k, v in spec.items() if k not in ("name", "label"))
-    return f"{spec['name']}({args})"
+def to_toml(config: SweepConfig | Mapping[str, Any], *, comment: str | None = None,
+            source: str = "<dict>") -> str:
+    """A sweep config as TOML text that :func:`load` reads back to an equal config.
 
+    Args:
+      config: a :class:`SweepConfig`, or plain data (``{"network": {...}, "sweep": {...}, ...}``),
+        which is validated first as :func:`from_dict` does (without the checks of what this process
+        could run: 64-bit JAX, scikit-learn), so only a valid config is ever written.
+      comment: lines written first, each as a ``# `` comment (e.g. what generated the file).
+      source: names ``config`` in error messages when it is plain data.
 
-class _Reader:
-    """Walks the raw data once; every check raises a path-qualified ConfigError."""
+    Returns:
+      The resolved config (every default filled in) as TOML.
 
-    def __init__(self, source: str, overridden: set[str], check_process: bool = True):
-        self.source = source
-        self.overridden = overridden
-        self.check_process = check_process
+    Raises:
+      ConfigError: ``config`` is plain data that is not a valid config.
 
-    def error(self, key: str, problem: str, value: Any = ConfigError.NO_VALUE) -> ConfigError:
-        if any(key == o or key.startswith(o + ".") or key.startswith(o + "[") for o in self.overridden):
-            problem += " (set by an override)"
-        return ConfigError(self.source, key, problem, value)
-
-    # -- generic pieces -------------------------------------------------------------------
-    def table(self, value: Any, key: str, allowed: Sequence[str], required: Iterable[str] = ()) -> dict:
-        if not isinstance(value, Mapping):
-            header = f"[{key}]" if key else "a table"
-            raise self.error(key, f"must be a table ({header}); got {_type_name(value)}", value)
-        for name in value:
-            if name not in allowed:
-                close = difflib.get_close_matches(str(name), list(allowed), n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ";"
-                raise self.error(_join(key, name), f"unknown key{hint} allowed: {', '.join(allowed)}")
-        for name in required:
-            if name not in value:
-                raise self.error(_join(key, name), "missing required key")
-        return dict(value)
-
-    def integer(self, value: Any, key: str, minimum: int, maximum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"must be an integer >= {minimum}; got {_type_name(value)}", value)
-        if value < minimum:
-            raise self.error(key, f"must be >= {minimum}", value)
-        if maximum is not None and value >= maximum:
-            raise self.error(key, f"must be < {maximum}", value)
-        return value
-
-    def number(self, value: Any, key: str, *, minimum: float, strict: bool, maximum: float | None = None) -> float:
-        bound = f"{'>' if strict else '>='} {minimum:g}"
-        if maximum is not None:
-            bound = f"in [{minimum:g}, {maximum:g}]"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"must be a number {bound}; got {_type_name(value)}", value)
-        number = float(value)
-        if not math.isfinite(number):
-            raise self.error(key, "must be finite", value)
-        if number < minimum or (strict and number == minimum) or (maximum is not None and number > maximum):
-            raise self.error(key, f"must be {bound}", value)
-        return number
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false; got {_type_name(value)}", value)
-        return value
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str):
-            raise self.error(key, f"must be a string; got {_type_name(value)}", value)
-        return value
-
-    def choice(self, value: Any, key: str, allowed: Sequence[str]) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            close = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            got = "" if isinstance(value, str) else f"; got {_type_name(value)}"
-            raise self.error(key, f"must be one of {', '.join(map(repr, allowed))}{got}{hint}", value)
-        return value
-
-    def one_or_list(self, value: Any, key: str, item, what: str) -> tuple:
-        """A scalar (one item) or a non-empty array of distinct items, each checked by ``item``."""
-        if isinstance(value, list):
-            if not value:
-                raise self.error(key, f"must be {what} or a non-empty list of them; got an empty list", value)
-            items = tuple(item(v, f"{key}[{i}]") for i, v in enumerate(value))
-            for i, v in enumerate(items):
-                if v in items[:i]:
-                    raise self.error(f"{key}[{i}]", f"duplicate of {key}[{items.index(v)}]", value[i])
-            return items
-        return (item(value, key),)
-
-    # -- sections -------------------------------------------------------------------------
-    def config(self, data: dict, text: str | None) -> SweepConfig:
-        top = self.table(data, "", ("network", "inputs", "sweep", "grid", "probes", "output"),
-                         required=("network", "sweep"))
-        network = self.network(top["network"])
-        inputs = self.inputs(top.get("inputs", {}))
-        sweep = self.sweep(top["sweep"])
-        grid = self.grid(top["grid"]) if "grid" in top else None
-        probes = self.probes(top.get("probes", {}))
-        output = self.output(top.get("output", {}))
-        config = SweepConfig(network, inputs, sweep, grid, probes, output, source=self.source, text=text)
-        if self.check_process:
-            self.draws(config)
-        return config
-
-    def draws(self, config: SweepConfig) -> None:
-        """Ask every initializer for what the engine will ask of it, on every shape, before anything runs.
-
-        Per program (:meth:`SweepConfig.layer_shape`): the first layer's ``(in_dim, width)``, the
-        hidden ``(width, width)``, the readout ``(width, 10)`` weight matrices (each initializer, its
-        draw traced with ``jax.eval_shape`` and its target ``variance``/``mean``, which a grid's
-        weight_variance rescales), and the bias vectors ``(width,)`` and ``(10,)`` (the bias
-        initializer). A refusal becomes a ConfigError naming the key path, the shape and the layer.
-        """
-        dtype = config.network.dtype
-        wanted: dict[tuple[str, Any, tuple[int, ...], bool], str] = {}  # (key, init, shape, is_bias) -> where
-        for program in config.programs():
-            depth = program.depth
-            for layer in sorted({0, min(1, depth), depth}):
-                shape = config.layer_shape(program, layer)
-                where = ("the readout layer (the gradient probes' loss)" if layer == depth
-                         else "the first layer" if layer == 0 else "the hidden layers")
-                for i, entry in enumerate(config.sweep.initializers):
-                    wanted.setdefault((f"sweep.initializers[{i}]", entry.init, shape, False), where)
-                wanted.setdefault(("network.bias", config.network.bias.init, (shape[1],), True),
-                                  where if layer == depth else "the layers before the readout")
-        entries = {f"sweep.initializers[{i}]": e for i, e in enumerate(config.sweep.initializers)}
-        entries["network.bias"] = config.network.bias
-        for (key, init, shape, is_bias), where in wanted.items():
-            problem = _draw_problem(init, shape, dtype, is_bias)
-            if problem is not None:
-                what = "bias vector" if is_bias else "weight matrix"
-                raise self.error(key, f"cannot draw the {what} of shape {shape} for {where}: {problem}",
-                                 entries[key].spec if entries[key].spec is not None else repr(init))
-
-    def network(self, raw: Any) -> NetworkConfig:
-        t = self.table(raw, "network", ("depth", "width", "activation", "bias", "dtype"),
-                       required=("depth", "width", "activation"))
-        depth = self.one_or_list(t["depth"], "network.depth", lambda v, k: self.integer(v, k, 1),
-                                 "an integer >= 1")
-        width = self.one_or_list(t["width"], "network.width", lambda v, k: self.integer(v, k, 1),
-                                 "an integer >= 1")
-        acts = self.one_or_list(t["activation"], "network.activation", self.activation,
-                                "an activation name or table")
-        bias = self.initializer(t.get("bias", "zeros"), "network.bias")
-        dtype = self.choice(t.get("dtype", "float32"), "network.dtype", DTYPES)
-        if dtype == "float64" and self.check_process:
-            import jax
-
-            if not jax.config.read("jax_enable_x64"):
-                raise self.error("network.dtype", "needs 64-bit JAX: set JAX_ENABLE_X64=1 before starting",
-                                 dtype)
-        return NetworkConfig(depth, width, acts, bias, dtype)
-
-    def activation(self, value: Any, key: str) -> Activation:
-        if isinstance(value, Mapping):
-            t = self.table(value, key, ("name", "param"), required=("name",))
-            name = self.string(t["name"], f"{key}.name")
-            param = t.get("param")
-            if param is not None:
-                param = self.number(param, f"{key}.param", minimum=-math.inf, strict=False)
-        elif isinstance(value, str):
-            name, param = value, None
-        else:
-            raise self.error(key, f"must be an activation name or a table {{name, param}}; got "
-                             f"{_type_name(value)}", value)
-        try:
-            return activation(name, param)
-        except (ValueError, TypeError) as err:
-            raise self.error(key, str(err), value) from None
-
-    def initializer(self, value: Any, key: str) -> InitializerEntry:
-        if isinstance(value, Mapping):
-            spec = dict(value)
-            if "name" not in spec:
-                raise self.error(key, "an initializer table needs a 'name' key", value)
-            self.string(spec["name"], f"{key}.name")
-            label = self.string(spec.pop("label"), f"{key}.label") if "label" in spec else None
-            if label is not None and not label.strip():
-                raise self.error(f"{key}.label", "must not be empty", label)
-        elif isinstance(value, str):
-            spec, label = value, None
-        else:
-            raise self.error(key, f"must be an initializer name or a table {{name = ..., ...}}; got "
-                             f"{_type_name(value)}", value)
-        missing = _missing_arguments(spec)
-        if missing:
-            name = spec if isinstance(spec, str) else spec["name"]
-            example = ", ".join(f"{m} = ..." for m in missing)
-            raise self.error(key, f"initializer {name!r} needs the argument{'s' if len(missing) > 1 else ''} "
-                             f"{', '.join(missing)}: write it as a table {{name = {json.dumps(name)}, {example}}}",
-                             value)
-        try:
-            init = get_initializer(spec)
-        except (ValueError, TypeError) as err:
-            raise self.error(key, str(err), value) from None
-        written = copy.deepcopy(value) if isinstance(value, str) else dict(value)
-        return InitializerEntry(label or _label(spec), init, written)
-
-    def inputs(self, raw: Any) -> InputsConfig:
-        t = self.table(raw, "inputs", ("batch", "kind", "correlation", "q0"))
-        batch = self.integer(t.get("batch", 128), "inputs.batch", 1)
-        kind = self.choice(t.get("kind", "gaussian"), "inputs.kind", INPUT_KINDS)
-        correlation = None
-        if kind == "pairs":
-            if "correlation" not in t:
-                raise self.error("inputs.correlation", 'missing: kind = "pairs" needs a correlation in [-1, 1]')
-            correlation = self.number(t["correlation"], "inputs.correlation", minimum=-1.0, strict=False,
-                                      maximum=1.0)
-        elif "correlation" in t:
-            raise self.error("inputs.correlation", f'only used with kind = "pairs" (kind is "{kind}")',
-                             t["correlation"])
-        if kind == "digits":
-            if batch > DIGITS_SAMPLES:
-                raise self.error("inputs.batch", f'must be <= {DIGITS_SAMPLES} with kind = "digits" '
-                                 f"(the dataset's size)", batch)
-            if self.check_process and importlib.util.find_spec("sklearn") is None:
-                raise self.error("inputs.kind", "needs scikit-learn for the digits dataset: "
-                                 "pip install 'jaxinit[data]'", kind)
-        q0 = self.number(t.get("q0", 1.0), "inputs.q0", minimum=0.0, strict=True)
-        return InputsConfig(batch, kind, correlation, q0)
-
-    def sweep(self, raw: Any) -> SweepSection:
-        t = self.table(raw, "sweep", ("seeds", "base_seed", "initializers"), required=("initializers",))
-        seeds = self.integer(t.get("seeds", 16), "sweep.seeds", 1)
-        base_seed = self.integer(t.get("base_seed", 0), "sweep.base_seed", 0, MAX_SEED)
-        specs = t["initializers"]
-        if not isinstance(specs, list):
-            raise self.error("sweep.initializers", "must be an array of initializer names or tables; got "
-                             f"{_type_name(specs)}", specs)
-        if not specs:
-            raise self.error("sweep.initializers", "must list at least one initializer", specs)
-        entries: list[InitializerEntry] = []
-        for i, spec in enumerate(specs):
-            entry = self.initializer(spec, f"sweep.initializers[{i}]")
-            for j, other in enumerate(entries):
-                if other.label == entry.label:
-                    raise self.error(f"sweep.initializers[{i}]", f"duplicate label {entry.label!r} (also "
-                                     f"sweep.initializers[{j}]); give one of them a distinct label = \"...\"",
-                                     spec)
-            entries.append(entry)
-        return SweepSection(seeds, base_seed, tuple(entries))
-
-    def grid_value(self, value: Any, key: str) -> float:
-        """weight_variance > 0, bias_variance >= 0 (the key's last part says which)."""
-        param = re.sub(r"\[\d+\]$", "", key).rsplit(".", 1)[-1]
-        return self.number(value, key, minimum=0.0, strict=param == "weight_variance")
-
-    def grid_list(self, value: Any, key: str) -> tuple[float, ...]:
-        if isinstance(value, list) and not value:
-            raise self.error(key, "is an empty list: a grid with no points", value)
-        return self.one_or_list(value, key, self.grid_value, "a number")
-
-    def grid(self, raw: Any) -> GridConfig:
-        t = self.table(raw, "grid", (*GRID_PARAMS, "points"))
-        if not t:
-            raise self.error("grid", "a grid with no points: give lists "
-                             f"({', '.join(GRID_PARAMS)}) or [[grid.points]], or remove [grid]")
-        if "points" in t:
-            if len(t) > 1:
-                other = next(k for k in t if k != "points")
-                raise self.error(f"grid.{other}", "give either lists (a Cartesian product) or "
-                                 "[[grid.points]], not both")
-            points = t["points"]
-            if not isinstance(points, list):
-                raise self.error("grid.points", f"must be an array of tables ([[grid.points]]); got "
-                                 f"{_type_name(points)}", points)
-            if not points:
-                raise self.error("grid.points", "is an empty list: a grid with no points", points)
-            out = []
-            for i, point in enumerate(points):
-                key = f"grid.points[{i}]"
-                p = self.table(point, key, GRID_PARAMS)
-                if not p:
-                    raise self.error(key, f"an empty point; give {' and/or '.join(GRID_PARAMS)}")
-                for name in p:
-                    if isinstance(p[name], list):
-                        raise self.error(f"{key}.{name}", "must be a number (a point holds one value per key)",
-                                         p[name])
-                vals = tuple((name, self.grid_value(p[name], f"{key}.{name}")) for name in GRID_PARAMS
-                             if name in p)
-                if out and set(p) != {k for k, _ in out[0]}:
-                    raise self.error(key, f"has keys {sorted(p)} but grid.points[0] has "
-                                     f"{sorted(k for k, _ in out[0])}; every point sets the same keys")
-                if vals in out:
-                    raise self.error(key, f"duplicate of grid.points[{out.index(vals)}]")
-                out.append(vals)
-            return GridConfig(points=tuple(out))
-        lists = {name: self.grid_list(t[name], f"grid.{name}") for name in GRID_PARAMS if name in t}
-        return GridConfig(**lists)
-
-    def probes(self, raw: Any) -> ProbesConfig:
-        t = self.table(raw, "probes", (*PROBES, "loss"))
-        defaults = ProbesConfig()
-        flags = {p: self.boolean(t.get(p, getattr(defaults, p)), f"probes.{p}") for p in PROBES}
-        loss = self.choice(t.get("loss", defaults.loss), "probes.loss", LOSSES)
-        if not any(flags[p] for p in ("forward", "gradients", "jacobian", "spectrum")):
-            raise self.error("probes", "nothing to measure: set at least one of forward, gradients, "
-                             "jacobian, spectrum to true")
-        if flags["theory"] and not flags["forward"]:
-            raise self.error("probes.theory", "needs probes.forward = true (theory is overlaid on the "
-                             "measured q and c)", True)
-        return ProbesConfig(**flags, loss=loss)
-
-    def output(self, raw: Any) -> OutputConfig:
-        t = self.table(raw, "output", ("dir", "chunk", "memory_budget_mb"))
-        folder = self.string(t.get("dir", f"results/{_stem(self.source)}"), "output.dir")
-        if not folder.strip():
-            raise self.error("output.dir", "must not be empty", folder)
-        chunk = self.integer(t.get("chunk", 0), "output.chunk", 0)
-        budget = t.get("memory_budget_mb")
-        if budget is not None:
-            budget = self.number(budget, "output.memory_budget_mb", minimum=0.0, strict=True)
-        return OutputConfig(folder, chunk, budget)
-
-
-def _missing_arguments(spec: Any) -> list[str]:
-    """Required arguments of a registry entry that ``spec`` (a name or a table) does not give."""
-    import inspect
-
-    from jaxinit.initializers import _registry
-
-    name, given = (spec, {}) if isinstance(spec, str) else (spec.get("name"), spec)
-    factory = _registry._REGISTRY.get(name) if isinstance(name, str) else None
-    if factory is None:
-        return []
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.default is p.empty and p.name not in given
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-@functools.lru_cache(maxsize=4096)
-def _draw_problem(init: BaseInitializer, shape: tuple[int, ...], dtype: str, is_bias: bool) -> str | None:
-    """Why ``init`` cannot draw ``shape`` in ``dtype`` (traced with ``jax.eval_shape``, nothing drawn),
-    or None. Weights must also state their target variance and mean (the engine rescales by them)."""
-    import jax
-
-    try:
-        out = jax.eval_shape(lambda key: init(key, shape, dtype), jax.random.key(0))
-        if tuple(out.shape) != shape:
-            return f"{init!r} returned shape {tuple(out.shape)}"
-        if not is_bias:
-            float(init.variance(shape))
-            float(init.mean(shape))
-    except NotImplementedError:
-        return (f"{init!r} does not state the variance it targets for this shape, which the sweep needs "
-                "to rescale and compare initializers")
-    except (ValueError, TypeError) as err:
-        return str(err)
-    return None
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else str(name)
+    Example:
+      >>> print(to_toml({"network": {"depth": 2, "width": 8, "activation": "tanh"},
+      ...                "sweep": {"initializers": ["he_normal"]}}, comment="a tiny sweep"))
+      # a tiny sweep
+      [network]
+      depth = 2
+      width = 8
+      activation = "tanh"
+      bias = "zeros"
+      dtype = "float32"
+      ...
+    """
+    if not isinstance(config, SweepConfig):
+        config = from_dict(config, source=source, check_process=False)
+    head = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines()) if comment else ""
+    return head + config.to_toml()

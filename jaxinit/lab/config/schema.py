@@ -1,6 +1,8 @@
-"""The sweep config's schema: the frozen sections a validated config is made of, and its defaults.
+"""The sweep config's schema: the frozen sections a validated config is made of.
 
-Read with :func:`jaxinit.lab.config.load`; written back with :meth:`SweepConfig.to_toml`.
+Their keys, defaults and allowed values are listed once in :data:`jaxinit.lab.config.keys.KEYS` (the
+defaults below are the same; a test compares them). Read with :func:`jaxinit.lab.config.load`;
+written back with :meth:`SweepConfig.to_toml` / :func:`jaxinit.lab.config.to_toml`.
 """
 
 from __future__ import annotations
@@ -18,45 +20,8 @@ from typing import Any
 from jaxinit._toml import dumps_toml
 from jaxinit.activations import Activation
 from jaxinit.initializers import BaseInitializer
+from jaxinit.lab.config.keys import GRID_PARAMS
 
-SCHEMA_TEXT = """\
-[network]
-depth = 50                  # int >= 1, or a list of them (one compiled program per distinct shape)
-width = 256                 # int >= 1, or a list of them
-activation = "relu"         # name, {name = "leaky_relu", param = 0.2}, or a list of those
-bias = "zeros"              # any initializer spec jaxinit.get reads (default "zeros")
-dtype = "float32"           # float32 | float64 (needs JAX_ENABLE_X64=1) | bfloat16 | float16
-[inputs]
-batch = 128                 # int >= 1: inputs per network (kind = "pairs": number of pairs)
-kind = "gaussian"           # gaussian | pairs | digits (sklearn's 8x8 digits, 64 features, standardized)
-correlation = 0.5           # kind = "pairs" only (required there): correlation of each pair, in [-1, 1]
-q0 = 1.0                    # > 0: second moment of the inputs (default 1.0)
-[sweep]
-seeds = 16                  # int >= 1 (default 16)
-base_seed = 0               # int in [0, 2**32) (default 0)
-initializers = ["he_normal", {name = "normal", stddev = 0.01, label = "N(0, 0.01^2)"}]
-[grid]                      # optional; weight_variance sets sigma_w^2 = fan_in * Var[W]
-weight_variance = [1.0, 2.0]  # > 0 each
-bias_variance = [0.0, 0.05]   # >= 0 each; the grid is the Cartesian product of the lists,
-                              # or list paired points instead: [[grid.points]] tables with these keys
-[probes]
-forward = true              # defaults: forward, gradients, theory true; jacobian, spectrum false
-gradients = true
-jacobian = false
-spectrum = false
-theory = true               # needs forward
-loss = "mse"                # mse | xent: the loss the gradient probes differentiate
-[output]
-dir = "results/quickstart"  # default results/<config file stem>
-chunk = 0                   # seeds per chunk; 0 picks one from the memory budget
-memory_budget_mb = 2048     # optional: budget for one chunk (default: from the device)
-"""
-
-DTYPES = ("float32", "float64", "bfloat16", "float16")
-INPUT_KINDS = ("gaussian", "pairs", "digits")
-LOSSES = ("mse", "xent")
-GRID_PARAMS = ("weight_variance", "bias_variance")  # the order of the Cartesian product (outer first)
-PROBES = ("forward", "gradients", "jacobian", "spectrum", "theory")
 DIGITS_SAMPLES = 1797  # sklearn.datasets.load_digits(): 1797 images of 8x8 = 64 features
 DIGITS_FEATURES = 64
 READOUT_DIM = 10  # readout width for the gradient probes' loss (10 classes for xent)

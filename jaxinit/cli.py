@@ -3,7 +3,8 @@
     jaxinit list                                   the catalog
     jaxinit check NAME --shape 784,256             expected vs measured statistics of one draw
     jaxinit theory ACTIVATION [--bias-variance V]  q*, chi_1, depth scales, the critical sigma_w^2
-    jaxinit sweep CONFIG [--out DIR] [--fresh] [--seeds N] [--chunk N] [--stall-timeout S]
+    jaxinit sweep CONFIG [--set KEY=VALUE ...] [--out DIR] [--fresh] [--seeds N] [--chunk N] [--stall-timeout S]
+    jaxinit configs [--copy NAME DIR]              the shipped configs (CONFIG may be one's name)
     jaxinit plot DIR                               (re)draw the figures of a results folder
     jaxinit bench [...]                            speed against plain Flax and PyTorch loops
 
@@ -41,7 +42,9 @@ examples:
   jaxinit list                                  every initializer in the catalog
   jaxinit check he_normal --shape 784,256       draw once; compare with the target statistics
   jaxinit theory tanh --bias-variance 0.05      q*, chi_1, depth scales, the edge of chaos
-  jaxinit sweep configs/quickstart.toml         run a sweep; results and figures in a folder
+  jaxinit sweep quickstart                      run a shipped sweep; results and figures in a folder
+  jaxinit sweep my.toml --set network.depth=10  a config file, one key overridden
+  jaxinit configs --copy quickstart .           the shipped configs; copy one to edit
   jaxinit plot results/quickstart               redraw the figures of a results folder
 
 Bad input (a config, a name, a shape) ends with one line on stderr and exit status 2."""
@@ -49,6 +52,16 @@ Bad input (a config, a name, a shape) ends with one line on stderr and exit stat
 
 class UsageError(Exception):
     """A user mistake the CLI reports in one line."""
+
+
+# The library says what to do in its own terms (jaxinit.lab.run.run's arguments, config keys); here they are flags.
+_FLAGS = {"fresh=True": "--fresh", "output.dir": "--out DIR", "stall_timeout": "--stall-timeout SECONDS"}
+
+
+def _flag_hint(message: str) -> str:
+    """`` [jaxinit sweep: --fresh, --out DIR]``: the flags for what ``message`` says to do, or ``""``."""
+    flags = [flag for term, flag in _FLAGS.items() if term in message]
+    return f" [jaxinit sweep: {', '.join(flags)}]" if flags else ""
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -146,19 +159,17 @@ def cmd_sweep(args) -> int:
     from jaxinit.lab import report
     from jaxinit.lab import run as lab_run
 
-    overrides = {}
-    if args.seeds is not None:
-        overrides["sweep.seeds"] = args.seeds
-    if args.chunk is not None:
-        overrides["output.chunk"] = args.chunk
-    if args.out is not None:
-        overrides["output.dir"] = args.out
+    # --set KEY=VALUE in order (a later one wins), then the named flags: one mechanism, one validation.
+    overrides = dict(args.set or ())
+    for key, value in (("sweep.seeds", args.seeds), ("output.chunk", args.chunk), ("output.dir", args.out)):
+        if value is not None:
+            overrides[key] = value
     config = config_lib.load(args.config, overrides=overrides)
     try:
         results = lab_run.run(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
                             notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
     except lab_run.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
-        print(f"jaxinit: sweep stalled: {err}", file=sys.stderr)
+        print(f"jaxinit: sweep stalled: {err}{_flag_hint(str(err))}", file=sys.stderr)
         return EXIT_STALLED
     print(report.format_run(results))
     if not args.no_plots:
@@ -200,6 +211,30 @@ def _write_figures(results_or_folder) -> list[Path]:
     return paths
 
 
+def cmd_configs(args) -> int:
+    from jaxinit.lab import config as config_lib
+
+    if args.copy is not None:
+        name, folder = args.copy
+        print(config_lib.copy_config(name, folder))
+        return 0
+    shipped = config_lib.shipped_configs()
+    width = max(map(len, shipped), default=0)
+    print(f"{len(shipped)} shipped configs (jaxinit sweep NAME; jaxinit configs --copy NAME DIR to edit one):")
+    for name, summary in shipped.items():
+        print(f"  {name:<{width}}  {summary}")
+    return 0
+
+
+def _override(text: str) -> tuple[str, object]:
+    from jaxinit.lab.config import ConfigError, parse_override
+
+    try:
+        return parse_override(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def cmd_bench(args) -> int:
     return bench.run_from_args(args)
 
@@ -229,10 +264,15 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_theory)
 
     s = sub.add_parser("sweep", help="run a sweep config into a results folder (resumes if interrupted)")
-    s.add_argument("config", help="TOML sweep config, e.g. configs/quickstart.toml")
+    s.add_argument("config", help="a TOML sweep config file, or a shipped config's name (jaxinit configs lists "
+                                  "them), e.g. quickstart")
+    s.add_argument("--set", type=_override, action="append", metavar="KEY=VALUE",
+                   help="override one key of the config, e.g. --set network.depth=10 or --set "
+                        "\"network.activation=['relu', 'tanh']\" (the value is TOML, else a string); "
+                        "repeatable; checked as the file is")
     s.add_argument("--out", default=None, help="results folder (default: the config's output.dir)")
     s.add_argument("--fresh", action="store_true", help="overwrite a folder holding another config's results")
-    s.add_argument("--seeds", type=int, default=None, help="override sweep.seeds")
+    s.add_argument("--seeds", type=int, default=None, help="override sweep.seeds (as --set sweep.seeds=N)")
     s.add_argument("--chunk", type=int, default=None,
                    help="override output.chunk (seeds per chunk; rounded up, with a note, to a multiple of the "
                         "seeds computed together)")
@@ -247,6 +287,11 @@ def parser() -> argparse.ArgumentParser:
                         "(default: one per usable core; 1: a single device; ignored when JAX_NUM_CPU_DEVICES "
                         "or XLA_FLAGS already set a count). Results do not depend on it.")
     s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("configs", help="list the shipped sweep configs, or copy one to edit")
+    s.add_argument("--copy", nargs=2, metavar=("NAME", "DIR"), default=None,
+                   help="copy the shipped config NAME into the folder DIR as NAME.toml (never overwrites)")
+    s.set_defaults(func=cmd_configs)
 
     s = sub.add_parser("plot", help="draw the figures of a results folder")
     s.add_argument("folder", help="a results folder written by 'jaxinit sweep'")
@@ -265,12 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "bench":  # the benchmark's children choose their own settings (jaxinit.bench)
         cpu_devices = (args.cpu_devices or usable_cores()) if args.command == "sweep" else None
         configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit.runtime)
-    from jaxinit.errors import ConfigError
+    from jaxinit.errors import ConfigError, ResultsError
 
     try:
         return args.func(args)
     except (ConfigError, UsageError) as err:
-        print(f"jaxinit: {err}", file=sys.stderr)
+        hint = _flag_hint(str(err)) if isinstance(err, ResultsError) and args.command == "sweep" else ""
+        print(f"jaxinit: {err}{hint}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError) as err:
         # Bad names, shapes and dtypes from the library come with a message meant for the user.

@@ -90,7 +90,7 @@ def test_prepare_writes_resolved_toml_when_no_text(tmp_path):
 def test_output_folder_that_is_a_file_is_refused(tmp_path, config):
     target = tmp_path / "taken"
     target.write_text("x")
-    with pytest.raises(ResultsError, match=r"taken: the output folder is a file; choose another --out"):
+    with pytest.raises(ResultsError, match=r"taken: the output folder is a file; choose another output folder \(output\.dir\)"):
         ResultsFolder(target).prepare(config)
 
 
@@ -120,7 +120,7 @@ def test_output_folder_not_writable_is_refused_even_as_root(tmp_path, config, mo
 
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(ResultsError, match=r"ro: the output folder is not writable \(Permission denied\); choose "
-                                           r"another --out or fix its permissions"):
+                                           r"another output folder \(output\.dir\) or fix its permissions"):
         ResultsFolder(tmp_path / "ro").prepare(config)
 
 
@@ -148,7 +148,7 @@ def test_changed_config_is_refused_unless_fresh(tmp_path, config):
     (folder.path / "notes.txt").write_text("mine")
     changed = make_config(seeds=6, **{"network.width": 16})
     with pytest.raises(ResultsError, match=r"r: holds results of a different config \(hash [0-9a-f]{16} != "
-                                           r"[0-9a-f]{16}; changed: network\.width, sweep\.seeds\)\. Use --fresh"):
+                                           r"[0-9a-f]{16}; changed: network\.width, sweep\.seeds\)\. Overwrite them with fresh=True, or write elsewhere \(another output\.dir\)"):
         ResultsFolder(folder.path).prepare(changed)
     assert len(folder.done_chunks(config.programs()[0].id)) == 3        # nothing was touched
     again = ResultsFolder(folder.path)
@@ -174,7 +174,7 @@ def test_unreadable_meta_is_refused_unless_fresh(tmp_path, config):
     folder = ResultsFolder(tmp_path)
     folder.prepare(config)
     (tmp_path / "meta.json").write_text("{not json")
-    with pytest.raises(ResultsError, match=r"meta\.json is unreadable .*; use --fresh to start over"):
+    with pytest.raises(ResultsError, match=r"meta\.json is unreadable .*; start over with fresh=True"):
         ResultsFolder(tmp_path).prepare(config)
     assert ResultsFolder(tmp_path).prepare(config, fresh=True) is False
 

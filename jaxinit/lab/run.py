@@ -210,8 +210,8 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
                     return SweepStalled(
                         f"no progress for {elapsed:.0f} s in program {program.id}, chunk {index} of {count} "
                         f"(seeds {_ranges(seeds)}; stall limit {limit:g} s). Finished chunks are "
-                        f"kept in {folder.path}: rerun the same command to resume, or set --stall-timeout "
-                        "(seconds; 0 waits forever)", program.id, index, count, seeds)
+                        f"kept in {folder.path}: run it again to resume, or give a larger "
+                        "stall_timeout (seconds; 0 waits forever)", program.id, index, count, seeds)
 
                 t0 = time.perf_counter()
                 arrays = _watched(

@@ -199,7 +199,8 @@ class ResultsFolder:
                     raise ValueError("not a JSON object")
             except (OSError, ValueError) as err:
                 if not fresh:
-                    raise self._error(f"{META_FILE} is unreadable ({err}); use --fresh to start over") from None
+                    raise self._error(f"{META_FILE} is unreadable ({err}); start over with fresh=True (clears "
+                                      "the folder)") from None
                 old = {}
         else:
             strangers = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
@@ -207,7 +208,7 @@ class ResultsFolder:
                 shown = ", ".join(strangers[:5]) + (", ..." if len(strangers) > 5 else "")
                 raise self._error(
                     f"holds files that are not jaxinit results (no {META_FILE}): {shown}; "
-                    "choose an empty or new folder (--out)"
+                    "choose an empty or new folder (output.dir)"
                 )
         resumed = False
         if old is not None:
@@ -216,7 +217,7 @@ class ResultsFolder:
                     raise self._error(
                         f"holds results of a different config (hash {old.get('config_hash')} != "
                         f"{new_hash}; {self._describe_change(old.get('config'), config)}). "
-                        "Use --fresh to overwrite them, or --out to write elsewhere"
+                        "Overwrite them with fresh=True, or write elsewhere (another output.dir)"
                     )
                 self._clear()
                 old = None
@@ -242,7 +243,8 @@ class ResultsFolder:
 
     def _ensure_writable_dir(self) -> None:
         if self.path.exists() and not self.path.is_dir():
-            raise self._error("the output folder is a file; choose another --out or remove the file")
+            raise self._error("the output folder is a file; choose another output folder (output.dir) or remove "
+                              "the file")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -259,7 +261,7 @@ class ResultsFolder:
             os.unlink(probe)
         except OSError as err:
             raise self._error(f"the output folder is not writable ({err.strerror or err}); choose "
-                              "another --out or fix its permissions") from None
+                              "another output folder (output.dir) or fix its permissions") from None
 
     def _describe_change(self, old_config: Any, config: SweepConfig) -> str:
         if not isinstance(old_config, Mapping):

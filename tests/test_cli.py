@@ -141,3 +141,53 @@ def test_plot_on_an_unfinished_folder_draws_what_exists_and_says_what_is_missing
            "seeds yet" in err
     assert "Traceback" not in err
     assert str(out / "figures" / "q_vs_depth.png") in stdout.split("\n")
+
+
+# -- shipped configs by name, --set, `jaxinit configs` (issue 12) -------------------------------------------
+def test_sweep_runs_a_shipped_config_by_name_with_set_overrides(tmp_path, capsys, monkeypatch):
+    from jaxinit.lab import config as jconfig
+    from jaxinit.lab.store import load
+
+    monkeypatch.chdir(tmp_path)  # nothing here: the name can only mean the shipped config
+    status, out, err = run(capsys, "sweep", "quickstart", "--set", "network.depth=2", "--set", "network.width=8",
+                           "--set", "inputs.batch=4", "--set", "network.width=6", "--set", "sweep.seeds=5",
+                           "--seeds", "1", "--no-plots", "--quiet")
+    assert status == 0, err
+    assert "results/quickstart" in out
+    config = load(tmp_path / "results" / "quickstart").config
+    # a later --set wins over an earlier one; a named flag (--seeds) wins over --set
+    assert (config.network.depth, config.network.width, config.inputs.batch, config.sweep.seeds) == ((2,), (6,), 4, 1)
+    shipped = jconfig.load("quickstart")
+    assert config.network.activation == shipped.network.activation
+    assert config.sweep.labels == shipped.sweep.labels
+
+
+def test_set_errors_are_one_line_with_the_path_and_did_you_mean(capsys):
+    status, _, err = run(capsys, "sweep", "quickstart", "--set", "network.dept=3")
+    assert status == 2 and err.count("\n") == 1
+    assert "network.dept: unknown key; did you mean 'depth'?" in err and "(set by an override)" in err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["sweep", "quickstart", "--set", "depth"])
+    assert info.value.code == 2
+    assert "argument --set: override: must read KEY=VALUE" in capsys.readouterr().err
+
+
+def test_an_unknown_config_name_lists_the_shipped_ones(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, "sweep", "isometri")
+    assert status == 2 and err.count("\n") == 1
+    assert "did you mean 'isometry'? shipped configs: deep_1000, isometry, phase_tanh, quickstart" in err
+
+
+def test_configs_lists_the_shipped_configs_and_copies_one(tmp_path, capsys):
+    from jaxinit.lab import config as jconfig
+
+    status, out, _ = run(capsys, "configs")
+    assert status == 0
+    for name, summary in jconfig.shipped_configs().items():
+        assert f"  {name}" in out and summary in out
+    status, out, _ = run(capsys, "configs", "--copy", "quickstart", str(tmp_path))
+    assert status == 0 and out.strip() == str(tmp_path / "quickstart.toml")
+    assert (tmp_path / "quickstart.toml").read_text() == jconfig.shipped_path("quickstart").read_text()
+    status, _, err = run(capsys, "configs", "--copy", "quickstart", str(tmp_path))
+    assert status == 2 and "already exists" in err and err.count("\n") == 1

@@ -297,7 +297,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("folder", help="a results folder written by 'jaxinit sweep'")
     s.set_defaults(func=cmd_plot)
 
-    s = sub.add_parser("bench", help="benchmark the sweep against plain Flax and PyTorch loops")
+    s = sub.add_parser("bench", help="benchmark the sweep against plain Flax and PyTorch loops (--catalog: every "
+                                     "initializer against jax.nn.initializers and torch.nn.init)")
     bench.add_arguments(s)
     s.set_defaults(func=cmd_bench)
     return p

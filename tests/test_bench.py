@@ -11,12 +11,15 @@ import argparse
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from jaxinit import bench
+from jaxinit.bench import harness, modes, options
 from jaxinit.lab import config as config_lib
 
 TINY = bench.Work(inits=("he_normal", "glorot_normal"), seeds=2, depth=3, width=16, batch=8)
@@ -173,8 +176,8 @@ def test_cli_runner_command_and_meta(monkeypatch):
         np.savez(out / "arrays.npz", q=q)
         return _fake_proc()
 
-    monkeypatch.setattr(bench, "run_process", fake_run)
-    monkeypatch.setattr(bench, "cli_available", lambda: True)
+    monkeypatch.setattr(harness, "run_process", fake_run)
+    monkeypatch.setattr(harness, "cli_available", lambda: True)
     run = bench.measure_jaxinit(TINY, settings=bench.Settings(openblas_threads=3))
     cmd = seen["cmd"]
     assert cmd[1:4] == ["-m", "jaxinit.cli", "sweep"] and cmd[4].endswith(".toml")
@@ -189,20 +192,20 @@ def test_cli_runner_command_and_meta(monkeypatch):
 
 
 def test_failed_child_is_reported_not_raised(monkeypatch):
-    monkeypatch.setattr(bench, "run_process",
+    monkeypatch.setattr(harness, "run_process",
                         lambda *a, **k: _fake_proc(returncode=1, stderr="Traceback\nValueError: boom\n"))
     run = bench.measure_flax(TINY, "loop")
     assert run["available"] is False and run["reason"] == "failed: exit status 1: ValueError: boom"
 
 
 def test_run_process_measures_a_child():
-    proc = bench.run_process([bench.sys.executable, "-c", "print('BENCH_RESULT {\"x\": 1}')"], timeout=60)
+    proc = bench.run_process([sys.executable, "-c", "print('BENCH_RESULT {\"x\": 1}')"], timeout=60)
     assert proc.returncode == 0 and proc.result() == {"x": 1}
     assert proc.wall_s > 0 and proc.peak_rss_mb > 0 and proc.cpu_s >= 0
 
 
 def test_run_process_timeout():
-    proc = bench.run_process([bench.sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    proc = bench.run_process([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
     assert proc.timed_out and proc.returncode != 0 and "timed out" in proc.failure()
 
 
@@ -312,7 +315,7 @@ def test_growth_report(monkeypatch):
         return {"available": True, "compile_s": 4.0 + d / 1000, "run_s": 0.01 * d, "end_to_end_s": 6.0 + 0.01 * d,
                 "peak_rss_mb": 400.0 * (2.0 if d == 1000 else 1.0), "device_peak_mb": None}
 
-    monkeypatch.setattr(bench, "measure_jaxinit", fake)
+    monkeypatch.setattr(modes, "measure_jaxinit", fake)
     report = bench.run_growth(bench.Work(seeds=4), (1000, 10, 100))
     assert [r["depth"] for r in report["growth"]] == [10, 100, 1000]
     assert report["ratios"]["compile"] == pytest.approx(5.0 / 4.01)
@@ -357,7 +360,7 @@ def test_run_from_args_prints_and_saves(monkeypatch, tmp_path, capsys):
         seen["work"], seen["kwargs"] = work, kwargs
         return _synthetic(torch=False)
 
-    monkeypatch.setattr(bench, "run_benchmark", fake)
+    monkeypatch.setattr(options, "run_benchmark", fake)
     path = tmp_path / "sub" / "report.json"
     assert bench.run_from_args(_parse("--seeds", "8", "--skip", "flax_loop", "--json", str(path))) == 0
     assert seen["work"].seeds == 8 and seen["kwargs"]["skip"] == ("flax_loop",)
@@ -375,7 +378,7 @@ def test_run_from_args_growth_uses_fewer_seeds(monkeypatch, capsys):
         return {"mode": "growth", "work": {**work.as_dict(), "depths": list(depths)}, "growth": [],
                 "ratios": {}, "targets": [], "environment": {}}
 
-    monkeypatch.setattr(bench, "run_growth", fake)
+    monkeypatch.setattr(options, "run_growth", fake)
     assert bench.run_from_args(_parse("--growth")) == 0
     assert seen["work"].seeds == bench.GROWTH_SEEDS and tuple(seen["depths"]) == bench.GROWTH_DEPTHS
     assert "jaxinit bench --growth" in capsys.readouterr().out
@@ -393,3 +396,105 @@ def test_random_numbers_count_what_each_run_draws(gradients):
     assert bench.random_numbers(work, "jaxinit", ceiling) == {"uniform": streams / 2, "normal": 8 * 16 / 2}
     baseline = 16 * 16 * 5 + (readout if gradients else 0)
     assert bench.random_numbers(work, "flax_loop", ceiling) == {"truncated_normal": baseline, "normal": 8 * 16}
+
+
+# -- the workers: real modules, run tiny in their own processes -------------------------------------
+WORKER_SPEC = {**TINY.as_dict(), "depth": 2, "width": 8, "batch": 4}
+
+
+def _run_worker(cmd, timeout=300):
+    """Run a worker command; its result line and the modules it imported (``-X importtime``)."""
+    cmd = [cmd[0], "-X", "importtime", *cmd[1:]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=bench.Settings().env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(bench.RESULT_MARK)]
+    assert len(lines) == 1, proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return json.loads(lines[0][len(bench.RESULT_MARK):]), imported
+
+
+def _top_level(modules):
+    return {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+def test_flax_worker_is_a_plain_flax_program(mode):
+    """Baselines (a)/(b): the worker prints its timings and q, and never imports jaxinit."""
+    result, imported = _run_worker(bench.worker_command("flax_worker", {**WORKER_SPEC, "mode": mode}))
+    assert {"flax", "jax"} <= _top_level(imported) and "jaxinit" not in _top_level(imported)
+    for field in ("import_s", "compile_s", "run_s", "total_s"):
+        assert _positive(result[field]), (field, result)
+    assert set(result["q_first"]) == set(result["q_last"]) == set(TINY.inits)
+    assert all(_positive(q) for q in (*result["q_first"].values(), *result["q_last"].values()))
+
+
+def test_flax_worker_runs_with_python_m_too():
+    """``python -m jaxinit.bench.flax_worker`` (which imports jaxinit first) computes the same q."""
+    spec = {**WORKER_SPEC, "mode": "loop"}
+    by_path, _ = _run_worker(bench.worker_command("flax_worker", spec))
+    by_module, imported = _run_worker([sys.executable, "-m", "jaxinit.bench.flax_worker", json.dumps(spec)])
+    assert "jaxinit" in _top_level(imported)
+    assert by_module["q_last"] == by_path["q_last"] and by_module["q_first"] == by_path["q_first"]
+
+
+@pytest.mark.parametrize("gradients", [False, True])
+def test_torch_worker_is_a_plain_pytorch_program(gradients):
+    pytest.importorskip("torch")  # baseline (c) is optional: jaxinit[bench]
+    spec = {**WORKER_SPEC, "gradients": gradients, "threads": 1}
+    result, imported = _run_worker(bench.worker_command("torch_worker", spec))
+    assert "torch" in _top_level(imported) and not {"jax", "jaxinit", "flax"} & _top_level(imported)
+    assert result["compile_s"] == 0.0 and result["torch_threads"] == 1 and result["backend"] in ("cpu", "cuda")
+    assert _positive(result["run_s"]) and _positive(result["import_s"])
+    assert set(result["q_first"]) == set(result["q_last"]) == set(TINY.inits)
+    assert all(_positive(q) for q in (*result["q_first"].values(), *result["q_last"].values()))
+
+
+def test_sweep_worker_writes_the_results_of_the_generated_config(tmp_path):
+    work = bench.Work(**{k: WORKER_SPEC[k] for k in ("inits", "seeds", "depth", "width", "batch")})
+    config_path, out = tmp_path / "bench.toml", tmp_path / "results"
+    config_path.write_text(work.toml(out))
+    result, _ = _run_worker(bench.worker_command("sweep_worker", {"config": str(config_path), "out": str(out)}))
+    assert _positive(result["import_s"]) and result["total_s"] > result["import_s"]
+    assert "device_peak_bytes" in result  # None on the CPU
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["timings"]["compile_s"] and meta["timings"]["run_s"]
+    with np.load(out / "arrays.npz") as arrays:
+        assert arrays["q"].shape[1:] == (2, 1, 2, 2)  # (program, initializer, grid point, seed, layer)
+
+
+def test_ceiling_worker_measures_rates_and_noise_groups():
+    spec = {**WORKER_SPEC, **TINY_CEILING}
+    result, _ = _run_worker(bench.worker_command("ceiling_worker", spec))
+    assert result["matmul_n"] == TINY_CEILING["matmul_n"] and result["work_matmul_shape"] == [4, 8, 8]
+    assert _positive(result["matmul_flops_per_s"]) and _positive(result["work_matmul_flops_per_s"])
+    assert set(result["rng_per_s"]) == {"normal", "truncated_normal", "uniform"}
+    assert result["noise_groups"] == [{"kind": "raw:truncated_normal", "members": ["he_normal", "glorot_normal"]}]
+    assert result["bit_streams"] == 1
+
+
+def test_worker_command_names_only_the_workers():
+    cmd = bench.worker_command("torch_worker", {"x": 1})
+    assert cmd[:2] == [sys.executable, "-P"] and Path(cmd[2]).name == "torch_worker.py" and Path(cmd[2]).is_file()
+    assert json.loads(cmd[3]) == {"x": 1}
+    with pytest.raises(ValueError, match="worker must be one of flax_worker, torch_worker"):
+        bench.worker_command("bench", {})
+
+
+# -- the generated config ---------------------------------------------------------------------------
+def test_work_config_is_the_config_modules_own(tmp_path):
+    """The TOML is the config module's writing of the work's data: loading it gives the same config."""
+    work = bench.Work(inits=("glorot_normal", "orthogonal"), seeds=5, depth=7, width=12, batch=3, gradients=True)
+    written = tmp_path / "bench.toml"
+    written.write_text(work.toml(tmp_path / "out"))
+    assert config_lib.load(written) == config_lib.from_dict(work.config_data(tmp_path / "out"))
+
+
+def test_work_config_does_not_start_a_jax_backend():
+    """The parent validates the config without this process's checks: no backend (on a GPU it would
+    take the children's memory)."""
+    code = ("from jaxinit.bench import Work; Work().toml('/nonexistent/out'); "
+            "from jax._src import xla_bridge; print(xla_bridge.backends_are_initialized())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"

@@ -1,13 +1,17 @@
-"""The catalog benchmark (``python -m jaxinit.catalog_bench``) run tiny: the report's structure,
-its ratios and target checks, and the table. Timings are not asserted (a benchmark, not a test)."""
+"""The catalog benchmark (``jaxinit bench --catalog``, ``python -m jaxinit.bench.catalog``) run tiny: the
+report's structure, its ratios and target checks, the table, and the CLI's wiring. Timings are not
+asserted (a benchmark, not a test)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from jaxinit import catalog_bench
+from jaxinit import cli
+from jaxinit.bench import catalog as catalog_bench
 
 
 def test_a_tiny_run_reports_every_cell_with_medians_and_ratios(tmp_path):
@@ -57,3 +61,42 @@ def test_unknown_entries_and_bad_shapes_are_refused():
         catalog_bench.run(entries=["nope"], shapes=[(4, 4)], model=None)
     with pytest.raises(SystemExit):
         catalog_bench.main(["--shapes", "4xq"])
+
+
+def test_jaxinit_bench_catalog_runs_tiny_through_the_cli(tmp_path):
+    out, report_path = tmp_path / "catalog.txt", tmp_path / "catalog.json"
+    proc = subprocess.run([sys.executable, "-m", "jaxinit.cli", "bench", "--catalog", "--entries", "he_normal",
+                           "--shapes", "4x8", "--modes", "eager", "jit", "--dtypes", "float32", "--repeats", "2",
+                           "--no-model", "--no-torch", "--quiet", "--out", str(out), "--json", str(report_path)],
+                          capture_output=True, text=True, timeout=600)
+    report = json.loads(report_path.read_text())
+    assert proc.returncode == (1 if report["misses"] else 0), proc.stderr[-2000:]
+    assert [(c["entry"], c["shape"], c["dtype"], c["mode"]) for c in report["cells"]] == [
+        ("he_normal", [4, 8], "float32", "eager"), ("he_normal", [4, 8], "float32", "jit")]
+    assert report["meta"]["repeats"] == 2 and report["model"] is None
+    assert "torch" not in report["cells"][0]["ms"]  # --no-torch
+    assert out.read_text().startswith("jaxinit catalog benchmark:")
+
+
+def test_jaxinit_bench_catalog_refuses_the_sweep_benchmarks_options(capsys):
+    assert cli.main(["bench", "--seeds", "8", "--width", "64", "--catalog", "--entries", "zeros"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds, --width belong(s) to the sweep benchmark" in err and "after --catalog" in err
+
+
+def test_jaxinit_bench_catalog_options_are_its_own(capsys):
+    """Every option after --catalog goes to the catalog benchmark, whose parser checks it."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "--catalog", "--repeats", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: jaxinit bench --catalog") and "--repeats: must be an integer >= 1" in err
+
+
+def test_jaxinit_bench_help_lists_the_catalog_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    text = capsys.readouterr().out
+    assert "--catalog [OPTION ...]: run the catalog benchmark instead" in text
+    for option in ("--entries", "--shapes", "--modes", "--dtypes", "--noise", "--no-model", "--blocks"):
+        assert option in text.split("--catalog [OPTION ...]:")[1]

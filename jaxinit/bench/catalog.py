@@ -20,8 +20,10 @@ and once with ``jaxinit``'s namesakes; reported: ``jit(model.init)`` compile tim
 and warm run time (median), and their ratios (compile: the best of two alternated compilations,
 each of a fresh program).
 
-Run ``python -m jaxinit.catalog_bench --help``; ``main(argv)`` returns the exit status and writes
-the table (``--out``) and the JSON report (``--json``).
+Run ``jaxinit bench --catalog [OPTION ...]`` or ``python -m jaxinit.bench.catalog [OPTION ...]`` (``--help``
+lists the options); ``main(argv)`` returns the exit status and writes the table (``--out``) and the JSON
+report (``--json``). Unlike the sweep benchmark's contenders, it runs in the calling process (the
+library's calls are what it times).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from jaxinit._argtypes import positive_int
 
 KEYS_PER_VMAP = 16
 DEFAULT_SHAPES = ("64x64", "256x256", "2048x2048", "3x3x64x128", "64x256x256")
@@ -393,17 +397,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--entries", nargs="+", metavar="NAME", help="entries to run (default: all)")
     parser.add_argument("--shapes", nargs="+", type=parse_shape, metavar="AxB",
                         help=f"shapes (default: {' '.join(DEFAULT_SHAPES)})")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per cell (median; default 7)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="modes (default: all)")
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES), help="dtypes (default: all)")
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed calls per cell (median; default 7)")
     parser.add_argument("--noise", type=float, default=0.1, help="tolerance of the vs_jax >= 1 target (0.1)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.init")
     parser.add_argument("--no-model", action="store_true", help="skip the transformer")
-    parser.add_argument("--blocks", type=int, default=12)
-    parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=8192)
-    parser.add_argument("--seq", type=int, default=16)
+    parser.add_argument("--blocks", type=positive_int, default=12, help="transformer blocks (default 12)")
+    parser.add_argument("--width", type=positive_int, default=512, help="transformer width (default 512)")
+    parser.add_argument("--heads", type=positive_int, default=8, help="attention heads (default 8)")
+    parser.add_argument("--vocab", type=positive_int, default=8192, help="vocabulary size (default 8192)")
+    parser.add_argument("--seq", type=positive_int, default=16, help="tokens per sequence (default 16)")
     parser.add_argument("--out", type=Path, help="write the table here (else stdout)")
     parser.add_argument("--json", type=Path, help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -411,8 +415,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run from parsed arguments; 0 when every cell meets its target, 1 otherwise."""
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats must be >= 1; got {args.repeats}")
     model = None if args.no_model else {"blocks": args.blocks, "width": args.width, "heads": args.heads,
                                         "vocab": args.vocab, "seq": args.seq}
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -430,13 +432,18 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0 if not report["misses"] else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser(prog: str = "python -m jaxinit.bench.catalog") -> argparse.ArgumentParser:
+    """The catalog benchmark's own parser (``jaxinit bench --catalog`` hands it every argument after the flag)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    add_arguments(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m jaxinit.bench.catalog") -> int:
     from jaxinit.runtime import configure_process
 
     configure_process()  # OpenBLAS threads and the XLA CPU workaround, before the backend starts
-    parser = argparse.ArgumentParser(prog="python -m jaxinit.catalog_bench", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+    return run_from_args(parser(prog).parse_args(argv))
 
 
 if __name__ == "__main__":

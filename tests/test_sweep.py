@@ -14,6 +14,7 @@ import pytest
 import jaxinit
 from jaxinit import nets, probes
 from jaxinit.activations import activation
+from jaxinit.initializers._random import UnitNoise
 from jaxinit.lab import config as config_lib
 from jaxinit.lab import run as lab_run
 from jaxinit.lab.engine import sweep
@@ -171,6 +172,49 @@ def test_common_random_numbers_share_noise_between_scaled_initializers():
     got = run_plan(plan, [2], wv=[1.5, 2.5], bv=[0.0, 0.1])
     np.testing.assert_allclose(got["q"][0], got["q"][1], rtol=1e-6)
     assert not np.allclose(got["q"][0, 0], got["q"][0, 1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "complex64"])
+@pytest.mark.parametrize("spec, shape2d, conv", CASES, ids=[str(c[0]) for c in CASES])
+def test_shared_noise_times_its_factor_is_the_draw(spec, shape2d, conv, dtype):
+    """The catalog's contract: init(key) == (noise.draw(key) * factor).astype(dtype), bit for bit."""
+    init = jaxinit.get(spec)
+    if dtype == "complex64" and not init.supports_complex:
+        return
+    wide = np.dtype("complex64" if dtype == "complex64" else "float32")
+    for shape in (shape2d, conv) if conv else (shape2d,):
+        noise, factor = sweep.noise_group(init, shape, np.dtype(dtype))
+        for k in (0, 7):
+            key = jax.random.key(k)
+            got = jax.jit(lambda key, noise=noise, factor=factor, shape=shape: (
+                noise.draw(key, shape, np.dtype(dtype)) * jnp.asarray(factor, wide)).astype(dtype))(key)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(init(key, shape, dtype)))
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class _HalfNormal(jaxinit.initializers.BaseInitializer):
+    """An initializer from outside the catalog: N(0, 1/4), saying it is 0.5 x the shared normal noise."""
+
+    registry_name = "half_normal_for_tests"
+
+    def _sample(self, key, shape, dtype):
+        return jax.random.normal(key, shape, jnp.float32) * jnp.asarray(0.5, jnp.float32)
+
+    def variance(self, shape):
+        return 0.25
+
+    def shared_noise(self, shape, dtype=None):
+        return UnitNoise("normal"), 0.5
+
+
+def test_a_new_initializer_joins_the_shared_noise_without_editing_the_engine():
+    plan = small_plan(initializers=(jaxinit.normal(0.3), _HalfNormal(), jaxinit.orthogonal()))
+    groups, index, factor = plan.groups(1)
+    assert list(index) == [0, 0, 1] and groups[0] == UnitNoise("normal") and groups[0].kind == "raw:normal"
+    np.testing.assert_array_equal(factor[:2], [0.3, 0.5])
+    key = sweep.seed_key(0, 3)
+    own = _HalfNormal()(jax.random.fold_in(key, 1), plan.layer_shape(1), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(sweep.layer_weights(plan, key, 1, 1)), np.asarray(own))
 
 
 def test_grid_sets_sigma_w_and_sigma_b():

@@ -142,6 +142,30 @@ class BaseInitializer:
         compiles, and the inline draw where there is none."""
         return self._sample(key, shape, dtype).astype(dtype)
 
+    # -- common random numbers: which shared noise this draw is a scaled copy of ---------------
+    def shared_noise(self, shape: Sequence[int], dtype: Any = None) -> tuple[SharedNoise, float] | None:
+        r"""The raw noise this initializer's draw is a scaled copy of, and the factor; or None.
+
+        Where it returns ``(noise, factor)``, for every key, bit for bit::
+
+            init(key, shape, dtype) == (noise.draw(key, shape, dtype)
+                                        * jnp.asarray(factor, wide_dtype(dtype))).astype(dtype)
+
+        (``noise.draw`` returns the wide dtype; the factor is applied there and the result cast
+        once, as the initializer itself does). Initializers that return equal ``noise`` for a
+        shape draw *the same* numbers from one key up to their factors: the sweep draws that noise
+        once per (seed, layer) for all of them and applies each factor to the product,
+        ``f_k (x @ Z)`` (common random numbers). The default, None, means this draw is a scaled
+        copy of no shared noise: the sweep draws it as is (:class:`InitializerNoise`, factor 1).
+
+        Override it in an initializer whose draw is ``raw * factor`` for a noise other entries
+        share (:class:`~jaxinit.initializers._random.UnitNoise`: zero-mean normal, truncated
+        normal on (-2, 2), symmetric uniform) or for a unit-scale copy of itself
+        (``InitializerNoise(uniform(1.0))`` for ``uniform(scale)``); the catalog tests check the
+        identity above for every entry that does.
+        """
+        return None
+
     # -- draws that are a map of random bits (the sweep draws the bits once for several) --------
     def bits_shape(self, shape: Sequence[int], dtype: Any = None) -> tuple[int, ...] | None:
         """The shape of the ``jax.random.bits`` this draw maps to weights, or None if it is not
@@ -246,6 +270,57 @@ class BaseInitializer:
         name = spec.pop("name")
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in spec)
         return f"{name}({args})"
+
+
+class SharedNoise:
+    """Raw noise several initializers draw scaled copies of (see :meth:`BaseInitializer.shared_noise`).
+
+    Subclasses are frozen dataclasses: equal noise is equal and hashes equal, which is how the
+    sweep finds the initializers that share a draw. ``kind`` names it (``"raw:<distribution>"``
+    for :class:`~jaxinit.initializers._random.UnitNoise`, ``"own"`` for an initializer's own draw).
+    """
+
+    kind: ClassVar[str] = ""
+
+    def draw(self, key: jax.Array, shape: Sequence[int], dtype: Any) -> jax.Array:
+        """The noise for a ``dtype`` weight of ``shape``, in ``wide_dtype(dtype)``, before any factor."""
+        raise NotImplementedError
+
+    def bits_shape(self, shape: Sequence[int], dtype: Any) -> tuple[int, ...] | None:
+        """The shape of the random bits ``draw`` maps, or None (see :meth:`BaseInitializer.bits_shape`)."""
+        raise NotImplementedError
+
+    def from_bits(self, bits: jax.Array, shape: Sequence[int], dtype: Any) -> jax.Array:
+        """``draw(key, shape, dtype)`` from ``random_bits(key, bits_shape(shape, dtype), wide_dtype(dtype))``."""
+        raise NotImplementedError
+
+    def apply_from_bits(self, bits: jax.Array, rows: jax.Array, shape: Sequence[int], dtype: Any,
+                        transpose: bool) -> jax.Array:
+        """``rows @ Z`` (``rows @ Z.T``) for ``Z = from_bits(bits, shape, dtype)``, in the wide dtype."""
+        z = self.from_bits(bits, shape, dtype)
+        return jnp.matmul(rows, z.T if transpose else z, precision=jax.lax.Precision.HIGHEST)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitializerNoise(SharedNoise):
+    """An initializer's own draw as noise: ``init(key, shape, wide_dtype(dtype))``, factor 1 for
+    itself; a unit-scale entry (``uniform(1.0)``) is the noise of its scaled copies."""
+
+    init: BaseInitializer
+    kind: ClassVar[str] = "own"
+
+    def draw(self, key, shape, dtype):
+        return self.init(key, shape, wide_dtype(dtype))
+
+    def bits_shape(self, shape, dtype):
+        return self.init.bits_shape(shape, wide_dtype(dtype))
+
+    def from_bits(self, bits, shape, dtype):
+        return self.init.from_bits(bits, shape, wide_dtype(dtype))
+
+    def apply_from_bits(self, bits, rows, shape, dtype, transpose):
+        """The initializer's own :meth:`BaseInitializer.apply_from_bits` (orthogonal: reflectors)."""
+        return self.init.apply_from_bits(bits, rows, shape, wide_dtype(dtype), transpose=transpose)
 
 
 class ProgramCache:

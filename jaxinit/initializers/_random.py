@@ -18,7 +18,15 @@ import numpy as np
 
 from jaxinit import _prng
 from jaxinit.errors import check_choice, check_nonnegative, check_positive, check_real
-from jaxinit.initializers._base import BaseInitializer, dtype_name, is_complex, real_dtype, wide_dtype
+from jaxinit.initializers._base import (
+    BaseInitializer,
+    InitializerNoise,
+    SharedNoise,
+    dtype_name,
+    is_complex,
+    real_dtype,
+    wide_dtype,
+)
 from jaxinit.initializers._registry import register
 
 _SQRT2 = math.sqrt(2.0)
@@ -191,6 +199,32 @@ COMPLEX_TRUNCATED_STD = math.sqrt(complex_truncated_second_moment(2.0))
 SAMPLERS = {name: _scaled(name) for name in ("truncated_normal", "normal", "uniform")}
 
 
+@dataclasses.dataclass(frozen=True)
+class UnitNoise(SharedNoise):
+    """The raw noise of ``distribution`` (:func:`raw_sample`), shared by every initializer whose
+    draw is ``raw_sample(distribution, key, shape, wide) * factor``: the variance-scaling family,
+    ``normal(stddev)``, ``truncated_normal(stddev)`` on (-2, 2) (see
+    :meth:`~jaxinit.initializers.BaseInitializer.shared_noise`)."""
+
+    distribution: str
+
+    def __post_init__(self):
+        check_choice("distribution", self.distribution, SAMPLERS, "UnitNoise")
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return f"raw:{self.distribution}"
+
+    def draw(self, key, shape, dtype):
+        return raw_sample(self.distribution, key, shape, wide_dtype(dtype))
+
+    def bits_shape(self, shape, dtype):
+        return None if is_complex(np.dtype(dtype)) else tuple(shape)
+
+    def from_bits(self, bits, shape, dtype):
+        return raw_from_bits(self.distribution, bits, wide_dtype(dtype))
+
+
 # -- fixed-scale initializers ----------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, repr=False)
 class Normal(BaseInitializer):
@@ -231,6 +265,10 @@ class Normal(BaseInitializer):
         x = normal_from_bits(bits, wide) * jnp.asarray(self.stddev, wide)
         return x + jnp.asarray(self.mean_value, wide) if self.mean_value else x
 
+    def shared_noise(self, shape, dtype=None):
+        """Zero mean: ``(UnitNoise("normal"), stddev)``; otherwise None (the mean is added)."""
+        return (UnitNoise("normal"), self.stddev) if self.mean_value == 0.0 else None
+
     def variance(self, shape):
         return self.stddev**2
 
@@ -264,6 +302,10 @@ class Uniform(BaseInitializer):
     def _sample_from_bits(self, bits, shape, dtype):
         wide = wide_dtype(dtype)
         return uniform_from_bits(bits, wide, 0.0, 1.0) * jnp.asarray(self.scale, wide)
+
+    def shared_noise(self, shape, dtype=None):
+        """``uniform(1.0)``'s draw times ``scale`` (``U[0, 1)`` is no :class:`UnitNoise`, which is centred)."""
+        return InitializerNoise(Uniform(scale=1.0)), self.scale
 
     def variance(self, shape):
         return self.scale**2 / 12.0
@@ -371,6 +413,14 @@ class TruncatedNormal(BaseInitializer):
         a, b = self.standard_bounds
         x = truncated_normal_from_bits(bits, wide, a, b) * jnp.asarray(self.stddev, wide)
         return x + jnp.asarray(self.mean_value, wide) if self.mean_value else x
+
+    def shared_noise(self, shape, dtype=None):
+        """Zero mean and standard bounds (-2, 2): ``(UnitNoise("truncated_normal"), stddev)``;
+        otherwise (other bounds, a mean, complex dtypes) None."""
+        complex_ = dtype is not None and is_complex(np.dtype(dtype))  # refused at call time
+        if complex_ or self.mean_value != 0.0 or self.standard_bounds != (-2.0, 2.0):
+            return None
+        return UnitNoise("truncated_normal"), self.stddev
 
     def variance(self, shape):
         return self.stddev**2 * truncated_moments(*self.standard_bounds)[1]

@@ -12,10 +12,10 @@ import dataclasses
 import math
 
 from jaxinit.errors import check_choice, check_positive
-from jaxinit.initializers._base import BaseInitializer, as_axes, dtype_name
+from jaxinit.initializers._base import BaseInitializer, as_axes, dtype_name, is_complex
 from jaxinit.initializers._fans import FAN_MODES, check_fan_options, fan_denominator, fans_allowing_zero
 from jaxinit.initializers._gains import gain_squared
-from jaxinit.initializers._random import SAMPLERS, scaled_from_bits
+from jaxinit.initializers._random import SAMPLERS, UnitNoise, scaled_from_bits, unit_factor
 from jaxinit.initializers._registry import register
 
 
@@ -82,6 +82,13 @@ class VarianceScaling(BaseInitializer):
 
     def _sample(self, key, shape, dtype):
         return SAMPLERS[self.distribution](key, shape, dtype, math.sqrt(self.variance(shape)))
+
+    def shared_noise(self, shape, dtype=None):
+        """``(UnitNoise(distribution), sqrt(variance(shape)) * unit_factor)``: every entry of the
+        family with one distribution is a scaled copy of one noise, whatever its scale and mode."""
+        complex_ = is_complex(self.resolve_dtype(dtype))
+        d = self.distribution
+        return UnitNoise(d), math.sqrt(self.variance(shape)) * unit_factor(d, complex_)
 
     def _bits_shape(self, shape):
         return shape

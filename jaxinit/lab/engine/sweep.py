@@ -58,9 +58,9 @@ import numpy as np
 from jaxinit import probes
 from jaxinit._linalg import singular_values
 from jaxinit._prng import DATA_BRANCH, fold_in
-from jaxinit.initializers import BaseInitializer, Normal, TruncatedNormal, Uniform, VarianceScaling
-from jaxinit.initializers._base import wide_dtype
-from jaxinit.initializers._random import random_bits, raw_from_bits, raw_sample, unit_factor
+from jaxinit.initializers import BaseInitializer
+from jaxinit.initializers._base import InitializerNoise, SharedNoise, wide_dtype
+from jaxinit.initializers._random import random_bits, raw_sample
 from jaxinit.lab.config import READOUT_DIM
 from jaxinit.nets import layer_keys
 
@@ -71,58 +71,20 @@ HIGHEST = jax.lax.Precision.HIGHEST
 # ---------------------------------------------------------------------------------------------
 # Common random numbers: which initializers share raw noise, and with which factor
 # ---------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class NoiseGroup:
-    """Raw noise shared by several initializers: ``draw(key, shape, dtype)`` before any factor."""
-
-    kind: str  # "raw:<distribution>" for the shared samplers, "own" for an initializer drawn as is
-    init: BaseInitializer | None = None
-
-    def draw(self, key, shape, dtype) -> jax.Array:
-        if self.kind == "own":
-            return self.init(key, shape, wide_dtype(dtype))
-        return raw_sample(self.kind.split(":", 1)[1], key, shape, wide_dtype(dtype))
-
-    def bits_shape(self, shape, dtype) -> tuple[int, ...] | None:
-        """The shape of the random bits ``draw`` maps, or None (see ``BaseInitializer.bits_shape``)."""
-        if self.kind == "own":
-            return self.init.bits_shape(shape, wide_dtype(dtype))
-        return None if jnp.issubdtype(dtype, jnp.complexfloating) else tuple(shape)
-
-    def from_bits(self, bits, shape, dtype) -> jax.Array:
-        """``draw(key, shape, dtype)`` from ``random_bits(key, bits_shape(shape, dtype), wide)``."""
-        if self.kind == "own":
-            return self.init.from_bits(bits, shape, wide_dtype(dtype))
-        return raw_from_bits(self.kind.split(":", 1)[1], bits, wide_dtype(dtype))
-
-    def apply_from_bits(self, bits, rows, shape, dtype, transpose: bool) -> jax.Array:
-        """``rows @ Z`` (``rows @ Z.T``) for ``Z = from_bits(bits, shape, dtype)``, in the wide dtype;
-        an initializer applies its own draw the cheapest way it knows
-        (:meth:`~jaxinit.initializers.BaseInitializer.apply_from_bits`)."""
-        if self.kind == "own":
-            return self.init.apply_from_bits(bits, rows, shape, wide_dtype(dtype), transpose=transpose)
-        z = self.from_bits(bits, shape, dtype)
-        return jnp.matmul(rows, z.T if transpose else z, precision=HIGHEST)
+# The engine's name for the catalog's shared noise (``kind``, ``draw``, ``bits_shape``, ``from_bits``,
+# ``apply_from_bits``): the catalog says which initializers share it.
+NoiseGroup = SharedNoise
 
 
-def noise_group(init: BaseInitializer, shape: Sequence[int], dtype) -> tuple[NoiseGroup, float]:
-    """``(group, factor)`` with ``init(key, shape) == group.draw(key, shape) * factor`` bit for bit.
+def noise_group(init: BaseInitializer, shape: Sequence[int], dtype) -> tuple[SharedNoise, float]:
+    """``(noise, factor)`` with ``init(key, shape) == noise.draw(key, shape) * factor`` bit for bit.
 
-    Shared groups exist for zero-mean normal / truncated-normal(-2, 2) / symmetric-uniform draws,
-    whatever their scale; any other initializer is its own group with factor 1.
+    The initializer says which shared noise it is a scaled copy of
+    (:meth:`~jaxinit.initializers.BaseInitializer.shared_noise`); one that shares none is its own
+    noise with factor 1.
     """
-    complex_ = bool(jnp.issubdtype(dtype, jnp.complexfloating))
-    if isinstance(init, VarianceScaling):
-        d = init.distribution
-        return NoiseGroup(f"raw:{d}"), math.sqrt(init.variance(shape)) * unit_factor(d, complex_)
-    if isinstance(init, Normal) and init.mean_value == 0.0:
-        return NoiseGroup("raw:normal"), init.stddev
-    if (isinstance(init, TruncatedNormal) and not complex_ and init.mean_value == 0.0
-            and init.standard_bounds == (-2.0, 2.0)):
-        return NoiseGroup("raw:truncated_normal"), init.stddev
-    if isinstance(init, Uniform):
-        return NoiseGroup("own", Uniform(scale=1.0)), init.scale
-    return NoiseGroup("own", init), 1.0
+    shared = init.shared_noise(shape, dtype)
+    return shared if shared is not None else (InitializerNoise(init), 1.0)
 
 
 # ---------------------------------------------------------------------------------------------

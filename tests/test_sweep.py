@@ -18,6 +18,7 @@ from jaxinit.initializers._random import UnitNoise
 from jaxinit.lab import config as config_lib
 from jaxinit.lab import run as lab_run
 from jaxinit.lab.engine import sweep
+from jaxinit.lab.engine.sweep import seed as sweep_seed
 
 from catalog_cases import CASES
 from conftest import run_python
@@ -364,7 +365,7 @@ def test_compiled_program_does_not_grow_with_depth():
         plan = small_plan(depth=depth)
 
         def per_chunk(seeds, plan=plan):
-            return jax.lax.map(lambda s: sweep._seed_measure(plan, 0, s, nan, nan), seeds, batch_size=2)
+            return jax.lax.map(lambda s: sweep_seed._seed_measure(plan, 0, s, nan, nan), seeds, batch_size=2)
 
         sizes[depth] = len(jax.jit(per_chunk).lower(jnp.arange(2)).as_text())
     assert sizes[200] <= 1.02 * sizes[10]

@@ -16,6 +16,7 @@ from jaxinit.lab import config as jconfig
 from jaxinit.lab import figures as plots
 from jaxinit.lab import run as lab_run
 from jaxinit.lab import store as results
+from jaxinit.lab.figures.write import _SINGLE
 
 
 def _run(tmp_path_factory, name: str, data: dict):
@@ -279,7 +280,7 @@ def _off_canvas(fig) -> list[str]:
 def test_every_figure_of_a_large_grid_fits_its_canvas(large_grid):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", plots.FigureWarning)
-        figures = {name: build(large_grid) for name, build in plots._SINGLE}
+        figures = {name: build(large_grid) for name, build in _SINGLE}
         figures.update(plots.phase_figures(large_grid))
     assert set(figures) >= {"q", "grad_w_norm", "correlation", "dead_saturated", "jacobian_msv", "spectrum",
                             "depth4-width16-tanh", "depth6-width16-tanh"}

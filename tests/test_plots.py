@@ -15,6 +15,7 @@ import pytest
 from jaxinit.lab import config as jconfig
 from jaxinit.lab import figures as plots
 from jaxinit.lab import run as lab_run
+from jaxinit.lab.figures.theory import _prediction
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SINGLE_FIGURES = ("q", "grad_w_norm", "correlation", "dead_saturated", "jacobian_msv", "spectrum")
@@ -185,7 +186,7 @@ def test_first_layer_of_another_width_is_composed_exactly():
     from jaxinit.activations import activation
 
     sw0, sw, sb, q0, c0 = 0.4, 2.0, 0.1, 1.3, 0.3
-    q, c = plots._prediction(activation("relu"), sw0, sw, sb, q0, c0, 5)
+    q, c = _prediction(activation("relu"), sw0, sw, sb, q0, c0, 5)
     qs, cs = [sw0 * q0 + sb], [(sw0 * q0 * c0 + sb) / (sw0 * q0 + sb)]
     for _ in range(4):
         t = math.acos(cs[-1])

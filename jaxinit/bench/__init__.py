@@ -51,7 +51,8 @@ medians over rounds), :mod:`~jaxinit.bench.contenders` (each contender measured)
 :mod:`~jaxinit.bench.table` (the text), :mod:`~jaxinit.bench.modes` (:func:`run_benchmark`,
 :func:`run_growth`), :mod:`~jaxinit.bench.options` (the CLI's :func:`add_arguments` and
 :func:`run_from_args`), the four ``*_worker`` programs (each runnable as ``python -m
-jaxinit.bench.<worker> SPEC_JSON``) and :mod:`~jaxinit.bench.catalog`.
+jaxinit.bench.<worker> SPEC_JSON``), :mod:`~jaxinit.bench.catalog` and its
+:mod:`~jaxinit.bench.catalog_entries`.
 """
 
 from __future__ import annotations

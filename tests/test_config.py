@@ -45,16 +45,6 @@ def check_error(data: dict, match: str, source: str = "c.toml") -> ConfigError:
     return info.value
 
 
-@pytest.fixture
-def pending_initializers(monkeypatch):
-    """``orthogonal`` is written in parallel (catalog issue); until it is registered a stand-in
-    lets the shipped configs be validated in full. Once registered, the real one is used."""
-    from jaxinit.initializers import _registry
-
-    if "orthogonal" not in jaxinit.names():
-        monkeypatch.setitem(_registry._REGISTRY, "orthogonal", lambda scale=1.0, **_: jaxinit.normal())
-
-
 # ----------------------------------------------------------------------------- shipped configs
 
 
@@ -63,7 +53,7 @@ def test_all_shipped_configs_are_present():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_shipped_config_loads_and_validates(path, pending_initializers):
+def test_shipped_config_loads_and_validates(path):
     config = load(path)
     text = path.read_text()
     assert config.text == text
@@ -77,7 +67,7 @@ def test_shipped_config_loads_and_validates(path, pending_initializers):
     assert config.config_hash() == load(path).config_hash()
 
 
-def test_phase_config_is_a_25_by_25_paired_input_grid(pending_initializers):
+def test_phase_config_is_a_25_by_25_paired_input_grid():
     config = load(next(p for p in CONFIGS if p.stem == "phase_tanh"))
     points = config.grid_points()
     assert len(points) == 625 and set(points[0]) == {"weight_variance", "bias_variance"}

@@ -83,11 +83,6 @@ def test_bad_arguments(build, match):
         build()
 
 
-def test_uniform_rejects_complex(key):
-    with pytest.raises(TypeError, match=r"uniform\(\) makes real weights; got complex dtype=complex64"):
-        jaxinit.uniform()(key, (3, 3), jnp.complex64)
-
-
 # -- draws as maps of shared random bits ---------------------------------------------------------
 @pytest.mark.parametrize("distribution, call", [
     ("normal", lambda k, s: jax.random.normal(k, s)),

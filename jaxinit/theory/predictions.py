@@ -111,8 +111,10 @@ def jacobian_msv(activation: Any, weight_variance: float, bias_variance: float, 
 # -- the network as one value --------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class NetSpec:
-    """An MLP as theory and probes both read it: activation, sigma_w^2, sigma_b^2, depth, width.
+    """An MLP as the theory reads it: activation, sigma_w^2, sigma_b^2, depth, width.
 
+    The theory's :func:`forward` takes it; the probes do not: they measure
+    a finite network's params (:func:`jaxinit.probes.trace`), built from the same numbers.
     ``activation`` is resolved once (a name becomes a hashable ``Activation``); ``width`` is the
     hidden width of the finite network (the theory is its infinite-width limit and ignores it).
 

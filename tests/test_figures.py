@@ -289,6 +289,54 @@ def test_every_figure_of_a_large_grid_fits_its_canvas(large_grid):
         assert _off_canvas(fig) == [], name
 
 
+@pytest.fixture(scope="module")
+def not_drawn(tmp_path_factory):
+    """configs/seeds_comparison.toml, shrunk: three activations, curves that are 0 at every layer
+    (zeros, N(0, 0.01^2) underflowing) or never finite, so panels carry long "not drawn" subtitles."""
+    return _run(tmp_path_factory, "not_drawn", {
+        "network": {"depth": 40, "width": 32, "activation": ["relu", "tanh", "sigmoid"], "bias": "zeros"},
+        "inputs": {"batch": 8, "kind": "gaussian"},
+        "sweep": {"seeds": 2, "initializers": [
+            {"name": "zeros", "label": "zeros (every weight 0: no symmetry to break, no signal to pass on)"},
+            {"name": "constant", "value": 0.01, "label": "constant(0.01)"},
+            {"name": "normal", "stddev": 0.01, "label": "normal(0.01)"},
+            {"name": "uniform", "scale": 0.01, "label": "uniform(0.01)"},
+            "xavier_uniform", "he_normal", "lecun_normal", "orthogonal"]},
+        "probes": {"forward": True, "gradients": True, "jacobian": True, "theory": True},
+    })
+
+
+def _title_overhang(fig) -> list[str]:
+    """Panel titles wider than their panel once the figure is laid out (1 px slack)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        if not ax.get_visible() or not ax.get_title():
+            continue
+        title, panel = ax.title.get_window_extent(renderer), ax.get_window_extent(renderer)
+        if title.width > panel.width + 1:
+            out.append(f"{ax.get_title()!r}: {title.width:.0f} px over a {panel.width:.0f} px panel")
+    return out
+
+
+def test_long_not_drawn_subtitles_are_wrapped_to_their_panel(not_drawn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plots.FigureWarning)
+        figures = {name: build(not_drawn) for name, build in _SINGLE}
+        figures.update(plots.phase_figures(not_drawn))
+    titles = [t for fig in figures.values() if fig is not None for ax in fig.axes for t in [ax.get_title()]]
+    assert any("not drawn: 0 at every layer: zeros (every weight 0" in " ".join(t.split()) for t in titles)
+    for name, fig in figures.items():
+        if fig is None:
+            continue
+        assert _off_canvas(fig) == [], name
+        assert _title_overhang(fig) == [], name
+
+
 def test_figures_are_written_with_the_umask_mode_and_the_folder_synced(small, tmp_path, monkeypatch):
     import os
     import stat

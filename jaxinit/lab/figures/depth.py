@@ -29,6 +29,7 @@ from jaxinit.lab.figures.layout import (
     _legend,
     _log_limits,
     _new_figure,
+    _panel_title,
     _style_handles,
     _suptitle,
 )
@@ -39,7 +40,7 @@ def _no_data(ax, res: Results, p: int) -> None:
     """An empty panel that says why: the program has no seeds in a partial assembly."""
     ax.text(0.5, 0.5, "no data yet\n(every seed of this program is missing:\nrerun the sweep to finish it)",
             transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.4")
-    ax.set_title(_program_title(res, p), fontsize=10)
+    _panel_title(ax, _program_title(res, p), 10)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -136,7 +137,7 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
             empty_curves.append(curve.label)
         elif panel.log and not np.any(st["median"] > 0):
             zero_curves.append(curve.label)
-    ax.set_title(_program_title(res, p), fontsize=10)
+    _panel_title(ax, _program_title(res, p), 10)
     ax.set_xlabel(_X_LABEL, fontsize=9)
     ax.set_ylabel(panel.ylabel, fontsize=9)
     ax.set_xlim(0.5, n_layers + 0.5)
@@ -162,7 +163,7 @@ def _draw_layer_panel(ctx: _Context, ax, p: int, panel: _Panel) -> tuple[bool, b
     notes = ([f"0 at every layer: {', '.join(zero_curves)}"] if zero_curves else []) + (
         [f"no finite value: {', '.join(empty_curves)}"] if empty_curves else [])
     if notes:
-        ax.set_title("\n".join([_program_title(res, p), f"(not drawn: {'; '.join(notes)})"]), fontsize=9)
+        _panel_title(ax, "\n".join([_program_title(res, p), f"(not drawn: {'; '.join(notes)})"]), 9)
     ax.grid(True, which="major", alpha=0.3)
     ax.tick_params(labelsize=8)
     return drew_theory, overflowed, underflowed, grad_underflowed

@@ -171,6 +171,25 @@ def _suptitle(fig, text: str) -> None:
         chars = max(20, int(chars * min(0.9, (fig.get_figwidth() - 0.2) / width)))
 
 
+def _panel_title(ax, text: str, fontsize: float) -> None:
+    """A panel title wrapped to the panel's width, measured as :func:`_suptitle` measures: about
+    one character per half an em to start with, then narrower until the rendered title is no wider
+    than the panel (the panel before the layout runs, which only widens it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = ax.get_figure()
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    width_in = ax.get_position().width * fig.get_figwidth()
+    chars = max(16, int(width_in * 72 / (0.5 * fontsize)))
+    while True:
+        title = ax.set_title("\n".join(_wrap(line, chars) for line in text.split("\n")), fontsize=fontsize)
+        width = title.get_window_extent(renderer).width / fig.dpi
+        if width <= width_in or chars <= 16:
+            return
+        chars = max(16, int(chars * min(0.9, width_in / width)))
+
+
 def _wrap(line: str, width: int) -> str:
     """Greedy word wrap that never breaks inside ``$...$`` (math counts at about half its source)."""
     tokens = re.findall(r"\S*\$[^$]*\$\S*|\S+", line)

@@ -19,7 +19,7 @@ from jaxinit.lab.figures.common import (
     _program_index,
     _seeds_text,
 )
-from jaxinit.lab.figures.layout import _context, _legend, _new_figure, _suptitle
+from jaxinit.lab.figures.layout import _context, _legend, _new_figure, _panel_title, _suptitle
 from jaxinit.lab.figures.theory import critical_line
 from jaxinit.lab.store import Results
 
@@ -233,7 +233,7 @@ def phase_figures(results) -> dict[str, Any]:
                 ax.set_ylim(_edges(bv)[0], _edges(bv)[-1])
                 ax.set_xlabel(r"weight variance $\sigma_w^2$ = fan_in·Var[W]", fontsize=9)
                 ax.set_ylabel(r"bias variance $\sigma_b^2$", fontsize=9)
-                ax.set_title(f"{label}: {title}", fontsize=9)
+                _panel_title(ax, f"{label}: {title}", 9)
                 ax.tick_params(labelsize=8)
         prog = res.coords["program"][p]
         _suptitle(fig, f"Order/chaos phase diagram: {prog['activation']}, depth {prog['depth']}, width "

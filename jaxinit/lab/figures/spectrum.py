@@ -15,6 +15,7 @@ from jaxinit.lab.figures.layout import (
     _grid_shape,
     _legend,
     _new_figure,
+    _panel_title,
     _suptitle,
 )
 
@@ -80,7 +81,7 @@ def spectrum_figure(results):
                       ncols=2 if len(ctx.curves) > 5 else 1, title=r"mean $\sigma^2$ (≈ 0: numerically zero)",
                       title_fontsize=6.5)
         prog = res.coords["program"][p]
-        ax.set_title(_program_title(res, p), fontsize=10)
+        _panel_title(ax, _program_title(res, p), 10)
         ax.set_xlabel(rf"singular value $\sigma$ of $\partial h^{{{prog['depth']}}}/\partial x$"
                       f"{' (log scale)' if log_x else ''}", fontsize=9)
         ax.set_ylabel("fraction of singular values per bin", fontsize=9)

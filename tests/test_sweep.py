@@ -181,15 +181,17 @@ def test_shared_noise_times_its_factor_is_the_draw(spec, shape2d, conv, dtype):
     """The catalog's contract: init(key) == (noise.draw(key) * factor).astype(dtype), bit for bit."""
     init = jaxinit.get(spec)
     if dtype == "complex64" and not init.supports_complex:
-        return
+        pytest.skip(f"{init!r} makes real weights only")
     wide = np.dtype("complex64" if dtype == "complex64" else "float32")
-    for shape in (shape2d, conv) if conv else (shape2d,):
+    # Complex draws compile slowly (~0.6 s each): the conv shape's fans are checked in real dtypes.
+    for shape in (shape2d, conv) if conv and dtype != "complex64" else (shape2d,):
         noise, factor = sweep.noise_group(init, shape, np.dtype(dtype))
+        # One compiled draw per shape, called with each key (a lambda per key would compile again).
+        draw = jax.jit(lambda key, noise=noise, factor=factor, shape=shape: (
+            noise.draw(key, shape, np.dtype(dtype)) * jnp.asarray(factor, wide)).astype(dtype))
         for k in (0, 7):
             key = jax.random.key(k)
-            got = jax.jit(lambda key, noise=noise, factor=factor, shape=shape: (
-                noise.draw(key, shape, np.dtype(dtype)) * jnp.asarray(factor, wide)).astype(dtype))(key)
-            np.testing.assert_array_equal(np.asarray(got), np.asarray(init(key, shape, dtype)))
+            np.testing.assert_array_equal(np.asarray(draw(key)), np.asarray(init(key, shape, dtype)))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

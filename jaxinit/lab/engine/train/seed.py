@@ -1,0 +1,235 @@
+"""One seed: the parameters of every member, the training scan and its evaluations (traced code;
+the package docstring has the keys, the masking of non-finite steps and what is recorded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxinit import nets
+from jaxinit._prng import fold_in
+from jaxinit.initializers import normal
+from jaxinit.lab.engine.train.plan import (
+    DATA_BRANCH,
+    DEAD_THRESHOLD,
+    DISTINCT_RTOL,
+    Schedule,
+    TrainPlan,
+    _set_learning_rate,
+    _wide,
+    make_optimizer,
+    make_schedule,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# One seed: parameters of every member, the training scan, the evaluations
+# ---------------------------------------------------------------------------------------------
+def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array) -> dict[str, Any]:
+    """Parameters of every member of one seed, stacked (n_init * n_grid, ...), initializer-major."""
+    dtype, wide = np.dtype(plan.dtype), _wide(plan)
+    n_grid = wv.shape[0]
+    noise = normal(1.0)
+    bias_noise = {
+        "input": noise(nets.layer_keys(key, 0)[1], (plan.width,), wide),
+        "hidden": jax.vmap(lambda i: noise(nets.layer_keys(key, i)[1], (plan.width,), wide))(
+            jnp.arange(1, plan.depth, dtype=jnp.int32)) if plan.depth > 1 else jnp.zeros((0, plan.width), wide),
+        "readout": noise(nets.layer_keys(key, plan.depth)[1], (plan.out_dim,), wide),
+    }
+    layer_of = {"input": 0, "hidden": min(1, plan.depth), "readout": plan.depth}
+    per_init = []
+    for i, init in enumerate(plan.initializers):
+        p = nets.init(key, plan.in_dim, plan.width, plan.depth, plan.out_dim, init, plan.bias_init, dtype)
+        out = {}
+        for part, layer in layer_of.items():
+            fan_in = plan.layer_shape(layer)[0]
+            m2 = float(plan.second_moment(layer)[i])
+            keep = jnp.isnan(wv) | (m2 == 0.0)
+            f = jnp.where(keep, 1.0, jnp.sqrt(jnp.nan_to_num(wv) / (fan_in * (m2 or 1.0)))).astype(wide)
+            kernel, bias = p[part]["kernel"], p[part]["bias"]
+            f = f.reshape((n_grid,) + (1,) * kernel.ndim)
+            k = (kernel[None].astype(wide) * f).astype(dtype)  # exact (f = 1) where the grid sets nothing
+            bstd = jnp.sqrt(jnp.nan_to_num(bv)).astype(wide).reshape((n_grid,) + (1,) * bias.ndim)
+            b = jnp.where(jnp.isnan(bv).reshape(bstd.shape), bias[None].astype(wide), bstd * bias_noise[part][None])
+            out[part] = {"kernel": k, "bias": b.astype(dtype)}
+        per_init.append(out)
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_init)  # (n_init, n_grid, ...)
+    return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), stacked)
+
+
+def _forward(plan: TrainPlan, params: dict[str, Any], x: jax.Array, dead: bool = False):
+    """Logits (and, with ``dead``, each hidden layer's dead-unit fraction on ``x``)."""
+    phi = plan.activation
+
+    def layer(x, p):
+        h = jnp.matmul(x, p["kernel"]) + p["bias"]
+        out = phi(h)
+        if not dead:
+            return out, None
+        slope = jax.jvp(phi, (h,), (jnp.ones_like(h),))[1]
+        frac = jnp.mean(jnp.all(jnp.abs(slope.astype(_wide(plan))) < DEAD_THRESHOLD, axis=0).astype(_wide(plan)))
+        return out, frac
+
+    x, d0 = layer(x, params["input"])
+    x, dh = jax.lax.scan(layer, x, params["hidden"])
+    logits = jnp.matmul(x, params["readout"]["kernel"]) + params["readout"]["bias"]
+    if not dead:
+        return logits
+    return logits, jnp.concatenate([d0[None], dh])
+
+
+def _loss(plan: TrainPlan, logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy over the batch (``xent``), or the mean squared error over every
+    output (``mse``; one-hot targets for class labels)."""
+    logits = logits.astype(_wide(plan))
+    if plan.loss == "xent":
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+    target = jax.nn.one_hot(y, plan.out_dim, dtype=logits.dtype) if plan.task == "classification" else y
+    return jnp.mean(jnp.square(logits - target.astype(logits.dtype)))
+
+
+def _accuracy(plan: TrainPlan, logits: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(_wide(plan)))
+
+
+def _layer_norms(plan: TrainPlan, tree: dict[str, Any]) -> jax.Array:
+    """Frobenius norm of each layer's kernel, layers 0 .. depth."""
+    w = _wide(plan)
+
+    def norm(a, axes):
+        return jnp.sqrt(jnp.sum(jnp.square(a.astype(w)), axis=axes))
+
+    return jnp.concatenate([norm(tree["input"]["kernel"], None)[None], norm(tree["hidden"]["kernel"], (1, 2)),
+                            norm(tree["readout"]["kernel"], None)[None]])
+
+
+def _weight_std(plan: TrainPlan, params: dict[str, Any]) -> jax.Array:
+    w = _wide(plan)
+    return jnp.concatenate([jnp.std(params["input"]["kernel"].astype(w))[None],
+                            jnp.std(params["hidden"]["kernel"].astype(w), axis=(1, 2)),
+                            jnp.std(params["readout"]["kernel"].astype(w))[None]])
+
+
+def _distinct(plan: TrainPlan, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """How many units (columns of ``[kernel; bias]``) differ from every earlier unit."""
+    u = jnp.concatenate([kernel, bias[None]], axis=0).T.astype(_wide(plan))  # (width, fan_in + 1)
+    scale = jnp.max(jnp.abs(u), axis=1)
+    diff = jax.lax.map(lambda ui: jnp.max(jnp.abs(u - ui), axis=1), u)  # (width, width), one row at a time
+    same = diff <= DISTINCT_RTOL * jnp.maximum(scale[:, None], scale[None, :])
+    earlier = jnp.tril(same, k=-1)  # same[j, i] for i < j
+    return jnp.sum(~jnp.any(earlier, axis=1)).astype(jnp.int32)
+
+
+def _distinct_units(plan: TrainPlan, params: dict[str, Any]) -> jax.Array:
+    first = _distinct(plan, params["input"]["kernel"], params["input"]["bias"])
+    rest = jax.vmap(lambda k, b: _distinct(plan, k, b))(params["hidden"]["kernel"], params["hidden"]["bias"])
+    return jnp.concatenate([first[None], rest])
+
+
+def _seed_init(plan: TrainPlan, base_seed, seed, wv, bv):
+    """Initial parameters of every member of one seed (seed key ``fold_in(key(base_seed), seed)``)."""
+    return _member_params(plan, fold_in(jax.random.key(base_seed), seed), wv, bv)
+
+
+def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, x_test, y_test):
+    """Train every member of one seed from ``params`` (stacked over members); arrays (n_init, n_grid, ...)."""
+    wide = _wide(plan)
+    root = jax.random.key(base_seed)
+    dkey = fold_in(fold_in(root, DATA_BRANCH), seed)
+    n_grid = lr.shape[0]
+    schedule = plan.learning_rate
+    if isinstance(schedule, Schedule):
+        schedule = make_schedule(schedule, check=False)
+    tx = make_optimizer(plan, schedule)
+    lr_member = jnp.tile(jnp.where(jnp.isnan(lr), jnp.asarray(
+        plan.learning_rate if not isinstance(plan.learning_rate, Schedule) else 0.0, lr.dtype), lr), plan.n_init)
+    opt = jax.vmap(tx.init)(params)
+    if not isinstance(plan.learning_rate, Schedule):
+        opt = jax.vmap(lambda s, r: _set_learning_rate(plan, s, r))(opt, lr_member)
+    n_combo = plan.n_init * n_grid
+    n_train = x_train.shape[0]
+    dtype = np.dtype(plan.dtype)
+    x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
+    batch = plan.batch or n_train
+    per_epoch = n_train // batch
+
+    def minibatch(t):
+        if plan.batch == 0:
+            return x_train, y_train
+        perm = jax.random.permutation(fold_in(dkey, t // per_epoch), n_train)
+        idx = jax.lax.dynamic_slice(perm, ((t % per_epoch) * batch,), (batch,))
+        return x_train[idx], y_train[idx]
+
+    def member_step(p, s, alive, xb, yb, active):
+        loss, g = jax.value_and_grad(lambda q: _loss(plan, _forward(plan, q, xb), yb))(p)
+        gnorm = optax.tree.norm(g).astype(wide)
+        updates, s_new = tx.update(g, s, p)
+        unorm = optax.tree.norm(updates).astype(wide)
+        finite = jnp.isfinite(loss) & jnp.isfinite(gnorm) & jnp.isfinite(unorm)
+        ok = alive & active & finite
+        p_new = optax.apply_updates(p, updates)
+        p = jax.tree.map(lambda a, b: jnp.where(ok, a, b), p_new, p)
+        s = jax.tree.map(lambda a, b: jnp.where(ok, a, b), s_new, s)
+        alive = alive & ~(active & ~finite)
+        stats = (gnorm, unorm, _layer_norms(plan, g))
+        return p, s, alive, ok, stats
+
+    def train_step(carry, t):
+        (p, s, alive), sums, count, firsts = carry
+        xb, yb = minibatch(t)
+        active = t < plan.steps
+        p, s, alive, ok, stats = jax.vmap(member_step, in_axes=(0, 0, 0, None, None, None))(
+            p, s, alive, xb, yb, active)
+        # Sums carried step by step (not a reduction over the stacked steps, whose order XLA may
+        # choose differently in another program): the chunk means are bitwise the same everywhere.
+        w = ok.astype(wide)
+        sums = tuple(acc + jnp.where(w.reshape(w.shape + (1,) * (a.ndim - 1)) > 0, a, 0.0)
+                     for acc, a in zip(sums, stats, strict=True))
+        # The first step of each chunk is kept as well (chunk 0's is the step-0 record).
+        firsts = tuple(jnp.where(t % plan.chunk_steps == 0,
+                                 jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, jnp.nan), f)
+                       for f, a in zip(firsts, stats, strict=True))
+        return ((p, s, alive), sums, count + w, firsts), None
+
+    def evaluate(p, alive):
+        def one(q):
+            logits, dead = _forward(plan, q, x_train, dead=True)
+            test_logits = _forward(plan, q, x_test)
+            out = {"train_loss": _loss(plan, logits, y_train), "test_loss": _loss(plan, test_logits, y_test),
+                   "weight_std": _weight_std(plan, q), "dead_fraction": dead}
+            if plan.task == "classification":
+                out["train_accuracy"] = _accuracy(plan, logits, y_train)
+                out["test_accuracy"] = _accuracy(plan, test_logits, y_test)
+            return out
+
+        out = jax.vmap(one)(p)
+        return {k: jnp.where(alive.reshape((-1,) + (1,) * (v.ndim - 1)), v, jnp.nan) for k, v in out.items()}
+
+    names = ("grad_norm", "update_norm", "grad_w_norm")
+    zero_sums = (jnp.zeros((n_combo,), wide), jnp.zeros((n_combo,), wide), jnp.zeros((n_combo, plan.depth + 1), wide))
+
+    def chunk(carry, k):
+        steps = k * plan.chunk_steps + jnp.arange(plan.chunk_steps, dtype=jnp.int32)
+        inner = (carry, zero_sums, jnp.zeros((n_combo,), wide), zero_sums)
+        (carry, sums, count, firsts), _ = jax.lax.scan(train_step, inner, steps)
+        means = {}
+        for n, total in zip(names, sums, strict=True):
+            c = count.reshape(count.shape + (1,) * (total.ndim - 1))
+            means[n] = jnp.where(c > 0, total / jnp.maximum(c, 1.0), jnp.nan)
+        return carry, ({**evaluate(carry[0], carry[2]), **means}, dict(zip(names, firsts, strict=True)))
+
+    alive0 = jnp.ones((n_combo,), bool)
+    ev0 = evaluate(params, alive0)
+    (params, _, alive), (evals, firsts) = jax.lax.scan(chunk, (params, opt, alive0),
+                                                       jnp.arange(plan.n_chunks, dtype=jnp.int32))
+    ev0.update({n: a[0] for n, a in firsts.items()})
+    evals = {n: jnp.concatenate([ev0[n][None], evals[n]]) for n in evals}  # (n_eval, combo, ...)
+    evals = {n: jnp.moveaxis(a, 0, 1) for n, a in evals.items()}  # (combo, n_eval, ...)
+    out = dict(evals)
+    out["diverged"] = ~alive
+    out["distinct_units"] = jax.vmap(lambda q: _distinct_units(plan, q))(params)
+    return {k: v.reshape(plan.n_init, n_grid, *v.shape[1:]) for k, v in out.items()}

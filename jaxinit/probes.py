@@ -16,7 +16,7 @@ Forward (one ``lax.scan`` over the stacked hidden layers; :func:`layer_stats` is
   ``|phi'(h)| < saturation_threshold`` (1e-2). Per entry rather than per unit, so it is the
   probability ``P(|phi'(h)| < 1e-2)`` that mean-field theory predicts, independent of the batch
   size. Inactive entries count as saturated (about half the entries of a ReLU layer, while almost
-  no ReLU unit is dead on a large batch). ``dead_saturated_vs_depth.png`` (:mod:`jaxinit.plots`)
+  no ReLU unit is dead on a large batch). ``dead_saturated_vs_depth.png`` (:mod:`jaxinit.lab.figures`)
   states the same two definitions.
 - ``correlation``: for paired inputs ``(x_a, x_b)`` (see :func:`paired_inputs`), the mean over
   pairs of ``c_l = sum_i h_a,i h_b,i / sqrt(sum_i h_a,i^2 sum_i h_b,i^2)`` (mean-field ``c_l``,

@@ -1,6 +1,6 @@
 r"""Verdicts on a finished sweep: does the signal vanish, converge to a fixed point or explode?
 
-Pure functions of :class:`jaxinit.results.Results`; the CLI prints what they return.
+Pure functions of :class:`jaxinit.lab.store.Results`; the CLI prints what they return.
 
 A verdict reads the per-layer *trend*, not one end-to-start ratio:
 
@@ -30,7 +30,7 @@ A verdict reads the per-layer *trend*, not one end-to-start ratio:
   beyond the same :math:`\tau`. A gradient that underflowed (``first_grad_underflow_layer``) or
   whose first/last ratio is 0 *vanishes*; a non-finite one is *not finite*: neither is ever flat.
 * the theory, where it applies (a plain MLP whose :math:`\sigma_w^2, \sigma_b^2` are known,
-  :func:`jaxinit.plots.theory_overlay`): the phase of :func:`jaxinit.theory.phase` and
+  :func:`jaxinit.lab.figures.theory_overlay`): the phase of :func:`jaxinit.theory.phase` and
   :math:`q^*` (from the network's :math:`q_1`) are shown beside the measured verdict.
 """
 

@@ -155,7 +155,7 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
     for the last ``min(30 s, limit)``: a slow chunk that computes is never stopped there.
 
     ``notify`` receives one-line notes (a requested chunk size the engine rounded up); default: the
-    ``jaxinit.sweep`` logger's warnings.
+    ``jaxinit.lab.run`` logger's warnings.
 
     A run that fails before writing its first chunk leaves no folder behind when it created the
     folder; a folder that existed before is never removed. ``meta.json`` keeps, under ``sessions``,

@@ -1,6 +1,6 @@
 r"""Figures of a sweep's results folder: PNGs under ``<folder>/figures/``.
 
-Everything here reads an assembled results folder (:func:`jaxinit.results.load`); nothing runs the
+Everything here reads an assembled results folder (:func:`jaxinit.lab.store.load`); nothing runs the
 engine. Figures are drawn with matplotlib's object-oriented API on the Agg canvas (no display, no
 ``pyplot`` state, the caller's backend is left alone). :func:`write_all` draws every figure that
 applies to a folder:

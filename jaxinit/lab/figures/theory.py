@@ -69,7 +69,7 @@ def theory_overlay(results: Results | str | os.PathLike, program: str | int | No
     :math:`h^{j+1}`.
 
     Args:
-      results: a :class:`~jaxinit.results.Results` or its folder.
+      results: a :class:`~jaxinit.lab.store.Results` or its folder.
       program: program id or index (may be left out for a single-program sweep).
       combos: ``(initializer index, grid point index)`` pairs to predict.
 

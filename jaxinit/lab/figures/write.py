@@ -43,7 +43,7 @@ def write_all(results_or_folder: Results | str | os.PathLike, out: str | os.Path
     """Draw every figure that applies to a results folder; return the PNG paths written.
 
     Args:
-      results_or_folder: a :class:`~jaxinit.results.Results` or the folder to :func:`~jaxinit.results.load`.
+      results_or_folder: a :class:`~jaxinit.lab.store.Results` or the folder to :func:`~jaxinit.lab.store.load`.
       out: where to write (default ``<folder>/figures``; created if needed).
 
     Figures whose statistics were not measured are skipped (no gradients: no gradient figure; no

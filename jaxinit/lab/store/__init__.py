@@ -12,10 +12,10 @@ Layout of a folder (``ResultsFolder(path)``)::
     summary.csv      tidy: one row per program x initializer x grid point x layer x statistic:
                      mean, std (population, ddof = 0), median, quantiles over the seeds with a
                      finite value, n_seeds, n_finite (columns: SUMMARY_COLUMNS)
-    figures/         PNGs (written by ``jaxinit.plots``, not here)
+    figures/         PNGs (written by ``jaxinit.lab.figures``, not here)
 
 A sweep is several compiled *programs* (one per distinct depth x width x activation; see
-:meth:`jaxinit.config.SweepConfig.programs`). For a chunk of seeds a program produces, per
+:meth:`jaxinit.lab.config.SweepConfig.programs`). For a chunk of seeds a program produces, per
 statistic, an array of shape ``(n_initializers, n_grid_points, n_seeds_in_chunk, *trailing)``:
 ``trailing`` is ``(depth,)`` for per-layer statistics (dim ``"layer"``), ``()`` for per-network
 scalars, or anything else with its dims named explicitly. Chunks carry their seed ids, so results

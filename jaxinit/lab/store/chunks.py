@@ -138,7 +138,7 @@ class _Chunks:
         """Write one finished chunk atomically.
 
         Args:
-          program_id: :attr:`jaxinit.config.Program.id`.
+          program_id: :attr:`jaxinit.lab.config.Program.id`.
           chunk_id: an integer >= 0 naming one set of seeds within the program (rewriting it with the
             same seeds replaces it; with other seeds is refused), or ``None`` for the next free id,
             which is always safe when a resumed run chunks the missing seeds differently.

@@ -1,29 +1,5 @@
-"""The results folder of a sweep, written: chunks written as they finish, assembled arrays, a tidy table.
-
-Layout of a folder (``ResultsFolder(path)``)::
-
-    config.toml      the config as given (or the resolved config, for one built from a dict)
-    meta.json        resolved config and its hash, package versions, device, timings, chunk plan,
-                     random-number scheme, status ("running" | "partial" | "complete")
-    chunks/<program id>/chunk-000003.npz
-                     one file per finished chunk of seeds, written atomically (temp file + os.replace)
-    arrays.npz       every probe, dims (program, initializer, grid_point, seed, *trailing)
-    arrays.json      dim names per array, coordinate labels, per-program extents of padded dims
-    summary.csv      tidy: one row per program x initializer x grid point x layer x statistic:
-                     mean, std (population, ddof = 0), median, quantiles over the seeds with a
-                     finite value, n_seeds, n_finite (columns: SUMMARY_COLUMNS)
-    figures/         PNGs (written by ``jaxinit.plots``, not here)
-
-A sweep is several compiled *programs* (one per distinct depth x width x activation; see
-:meth:`jaxinit.config.SweepConfig.programs`). For a chunk of seeds a program produces, per
-statistic, an array of shape ``(n_initializers, n_grid_points, n_seeds_in_chunk, *trailing)``:
-``trailing`` is ``(depth,)`` for per-layer statistics (dim ``"layer"``), ``()`` for per-network
-scalars, or anything else with its dims named explicitly. Chunks carry their seed ids, so results
-never depend on how seeds were chunked, and an interrupted sweep resumes with
-:meth:`ResultsFolder.missing_seeds` and recomputes nothing already written.
-
-Non-finite values are data here: they are stored as they came, excluded from the summary's
-mean/median/quantiles and counted (``n_finite``), never raised.
+"""The results folder, written: :class:`ResultsFolder` composes preparation and meta (``meta``), chunks
+(``chunks``) and assembly (``assemble``). The folder's layout is described in :mod:`jaxinit.lab.store`.
 """
 
 from __future__ import annotations

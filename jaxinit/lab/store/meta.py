@@ -79,7 +79,7 @@ class _Preparing:
 
         Writes ``config.toml`` (``config_text``, else ``config.text``, else the resolved config as
         TOML) and the first ``meta.json``. A folder holding the results of a different config (by
-        :meth:`~jaxinit.config.SweepConfig.config_hash`) is refused unless ``fresh``, which clears
+        :meth:`~jaxinit.lab.config.SweepConfig.config_hash`) is refused unless ``fresh``, which clears
         what this module wrote there (and ``figures/``) and leaves any other file alone.
 
         Raises:

@@ -74,7 +74,7 @@ OUT_DIM = READOUT_DIM  # the readout the gradient probes' loss reads (the config
 
 
 def plan_for(config, program) -> Plan:
-    """The static :class:`Plan` of one program of a validated :class:`~jaxinit.config.SweepConfig`."""
+    """The static :class:`Plan` of one program of a validated :class:`~jaxinit.lab.config.SweepConfig`."""
     inputs, probes = config.inputs, config.probes
     in_dim = config.in_dim(program)
     return Plan(

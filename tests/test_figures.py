@@ -277,11 +277,17 @@ def _off_canvas(fig) -> list[str]:
     return out
 
 
-def test_every_figure_of_a_large_grid_fits_its_canvas(large_grid):
+def _every_figure(results) -> dict:
+    """Every figure a results folder draws, by name (the theory warnings silenced)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", plots.FigureWarning)
-        figures = {name: build(large_grid) for name, build in _SINGLE}
-        figures.update(plots.phase_figures(large_grid))
+        figures = {name: build(results) for name, build in _SINGLE}
+        figures.update(plots.phase_figures(results))
+    return figures
+
+
+def test_every_figure_of_a_large_grid_fits_its_canvas(large_grid):
+    figures = _every_figure(large_grid)
     assert set(figures) >= {"q", "grad_w_norm", "correlation", "dead_saturated", "jacobian_msv", "spectrum",
                             "depth4-width16-tanh", "depth6-width16-tanh"}
     for name, fig in figures.items():
@@ -324,10 +330,7 @@ def _title_overhang(fig) -> list[str]:
 
 
 def test_long_not_drawn_subtitles_are_wrapped_to_their_panel(not_drawn):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", plots.FigureWarning)
-        figures = {name: build(not_drawn) for name, build in _SINGLE}
-        figures.update(plots.phase_figures(not_drawn))
+    figures = _every_figure(not_drawn)
     titles = [t for fig in figures.values() if fig is not None for ax in fig.axes for t in [ax.get_title()]]
     assert any("not drawn: 0 at every layer: zeros (every weight 0" in " ".join(t.split()) for t in titles)
     for name, fig in figures.items():

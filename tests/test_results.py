@@ -363,13 +363,18 @@ def test_assemble_and_load_round_trip(tmp_path, config):
         again.get("x", 0)
 
 
-def test_summary_is_tidy(tmp_path, config):
+def _assembled_with_summary_header(tmp_path, config):
+    """Run ``config`` into ``tmp_path``, assemble it, and return (results, summary.csv's header)."""
     folder = ResultsFolder(tmp_path)
     folder.prepare(config)
     run(folder, config)
     results = folder.assemble()
     with open(tmp_path / "summary.csv", newline="") as f:
-        header = next(csv.reader(f))
+        return results, next(csv.reader(f))
+
+
+def test_summary_is_tidy(tmp_path, config):
+    results, header = _assembled_with_summary_header(tmp_path, config)
     assert header == ["program", "activation", "depth", "width", "initializer", "grid_point", "weight_variance",
                       "bias_variance", "layer", "statistic", "mean", "std", "median", "q05", "q25", "q75", "q95",
                       "n_seeds", "n_finite"]
@@ -605,12 +610,7 @@ def test_repr_of_results_is_a_short_summary(tmp_path):
 
 
 def test_summary_columns_are_described_and_std_is_the_population_std(tmp_path, config):
-    folder = ResultsFolder(tmp_path)
-    folder.prepare(config)
-    run(folder, config)
-    results = folder.assemble()
-    with open(tmp_path / "summary.csv", newline="") as f:
-        header = next(csv.reader(f))
+    results, header = _assembled_with_summary_header(tmp_path, config)
     described = results.meta["summary_columns"]
     assert set(header) <= set(described) and described == res.SUMMARY_COLUMNS
     assert "ddof = 0" in described["std"]

@@ -4,6 +4,7 @@
     jaxinit check NAME --shape 784,256             expected vs measured statistics of one draw
     jaxinit theory ACTIVATION [--bias-variance V]  q*, chi_1, depth scales, the critical sigma_w^2
     jaxinit sweep CONFIG [--set KEY=VALUE ...] [--out DIR] [--fresh] [--seeds N] [--chunk N] [--stall-timeout S]
+    jaxinit train CONFIG [--set KEY=VALUE ...] [--out DIR] [--fresh] [--seeds N] [--steps N] [--no-plots] [--quiet]
     jaxinit configs [--copy NAME DIR]              the shipped configs (CONFIG may be one's name)
     jaxinit plot DIR                               (re)draw the figures of a results folder
     jaxinit bench [...]                            speed against plain Flax and PyTorch loops
@@ -44,6 +45,7 @@ examples:
   jaxinit theory tanh --bias-variance 0.05      q*, chi_1, depth scales, the edge of chaos
   jaxinit sweep quickstart                      run a shipped sweep; results and figures in a folder
   jaxinit sweep my.toml --set network.depth=10  a config file, one key overridden
+  jaxinit train train_digits                    train seeds x initializers on digits; curves and figures
   jaxinit configs --copy quickstart .           the shipped configs; copy one to edit
   jaxinit plot results/quickstart               redraw the figures of a results folder
 
@@ -58,10 +60,10 @@ class UsageError(Exception):
 _FLAGS = {"fresh=True": "--fresh", "output.dir": "--out DIR", "stall_timeout": "--stall-timeout SECONDS"}
 
 
-def _flag_hint(message: str) -> str:
+def _flag_hint(message: str, command: str = "sweep") -> str:
     """`` [jaxinit sweep: --fresh, --out DIR]``: the flags for what ``message`` says to do, or ``""``."""
     flags = [flag for term, flag in _FLAGS.items() if term in message]
-    return f" [jaxinit sweep: {', '.join(flags)}]" if flags else ""
+    return f" [jaxinit {command}: {', '.join(flags)}]" if flags else ""
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -165,11 +167,40 @@ def cmd_sweep(args) -> int:
         if value is not None:
             overrides[key] = value
     config = config_lib.load(args.config, overrides=overrides)
+    if config.kind == "train":
+        raise UsageError(f"{config.source} is a training config (it has a [train] section): run it with jaxinit train")
     try:
         results = lab_run.run(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
                             notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
     except lab_run.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
         print(f"jaxinit: sweep stalled: {err}{_flag_hint(str(err))}", file=sys.stderr)
+        return EXIT_STALLED
+    print(report.format_run(results))
+    if not args.no_plots:
+        paths = _write_figures(results)
+        print(f"figures: {len(paths)} PNGs in {Path(results.path) / 'figures'}")
+    print(f"results: {results.path} (arrays.npz, summary.csv, meta.json)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from jaxinit.lab import config as config_lib
+    from jaxinit.lab import report, training
+    from jaxinit.lab import run as lab_run
+
+    overrides = dict(args.set or ())
+    for key, value in (("sweep.seeds", args.seeds), ("train.steps", args.steps), ("output.chunk", args.chunk),
+                       ("output.dir", args.out)):
+        if value is not None:
+            overrides[key] = value
+    config = config_lib.load(args.config, overrides=overrides)
+    if config.kind != "train":
+        raise UsageError(f"{config.source} is a sweep config (no [train] section): run it with jaxinit sweep")
+    try:
+        results = training.train(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
+                                 notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
+    except lab_run.SweepStalled as err:
+        print(f"jaxinit: training stalled: {err}{_flag_hint(str(err), 'train')}", file=sys.stderr)
         return EXIT_STALLED
     print(report.format_run(results))
     if not args.no_plots:
@@ -288,6 +319,28 @@ def parser() -> argparse.ArgumentParser:
                         "or XLA_FLAGS already set a count). Results do not depend on it.")
     s.set_defaults(func=cmd_sweep)
 
+    s = sub.add_parser("train", help="train seeds x initializers (x grid) in one compiled program per network shape; "
+                                     "results and figures in a folder (resumes if interrupted)")
+    s.add_argument("config", help="a TOML training config (with a [train] section), or a shipped one's name, e.g. "
+                                  "train_digits")
+    s.add_argument("--set", type=_override, action="append", metavar="KEY=VALUE",
+                   help="override one key of the config, e.g. --set train.batch=64 (the value is TOML, else a "
+                        "string); repeatable; checked as the file is")
+    s.add_argument("--out", default=None, help="results folder (default: the config's output.dir)")
+    s.add_argument("--fresh", action="store_true", help="overwrite a folder holding another config's results")
+    s.add_argument("--seeds", type=int, default=None, help="override sweep.seeds (as --set sweep.seeds=N)")
+    s.add_argument("--steps", type=int, default=None, help="override train.steps (as --set train.steps=N)")
+    s.add_argument("--chunk", type=int, default=None,
+                   help="override output.chunk (seeds per chunk: the progress bar and resumption advance by chunk)")
+    s.add_argument("--stall-timeout", type=seconds, default=None, metavar="SECONDS",
+                   help="end with an error (exit 3) when a chunk runs longer than this without progress; as in sweep")
+    s.add_argument("--no-plots", action="store_true", help="skip the figures")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
+                   help="on the CPU, split the cores into N JAX devices that each train their own seeds (default: "
+                        "one per usable core). Results do not depend on it.")
+    s.set_defaults(func=cmd_train)
+
     s = sub.add_parser("configs", help="list the shipped sweep configs, or copy one to edit")
     s.add_argument("--copy", nargs=2, metavar=("NAME", "DIR"), default=None,
                    help="copy the shipped config NAME into the folder DIR as NAME.toml (never overwrites)")
@@ -309,14 +362,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     if args.command != "bench":  # the benchmark's children choose their own settings (jaxinit.bench)
-        cpu_devices = (args.cpu_devices or usable_cores()) if args.command == "sweep" else None
+        cpu_devices = (args.cpu_devices or usable_cores()) if args.command in ("sweep", "train") else None
         configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit.runtime)
     from jaxinit.errors import ConfigError, ResultsError
 
     try:
         return args.func(args)
     except (ConfigError, UsageError) as err:
-        hint = _flag_hint(str(err)) if isinstance(err, ResultsError) and args.command == "sweep" else ""
+        hint = (_flag_hint(str(err), args.command) if isinstance(err, ResultsError)
+                and args.command in ("sweep", "train") else "")
         print(f"jaxinit: {err}{hint}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError) as err:

@@ -16,7 +16,7 @@ from jaxinit.lab.config import ConfigError, GridConfig, from_dict, grid_points, 
 from jaxinit.lab.config import validate as config_validate
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
-SHIPPED = {"quickstart", "seeds_comparison", "phase_tanh", "deep_1000", "isometry"}
+SHIPPED = {"quickstart", "seeds_comparison", "phase_tanh", "deep_1000", "isometry", "train_digits"}
 
 
 def base() -> dict:
@@ -59,7 +59,8 @@ def test_shipped_config_loads_and_validates(path):
     assert config.text == text
     assert config.name == path.stem
     assert config.output.dir == f"results/{path.stem}"
-    assert f"jaxinit sweep configs/{path.name}" in text          # the header says how to run it
+    command = "train" if config.kind == "train" else "sweep"
+    assert f"jaxinit {command} configs/{path.name}" in text          # the header says how to run it
     assert text.startswith(f"# {path.name}:")                    # ... and what it reproduces
     assert config.programs() and config.grid_points()
     assert len({p.id for p in config.programs()}) == len(config.programs())
@@ -120,7 +121,7 @@ def test_load_keeps_text_and_source(tmp_path):
     ("network.dept", r"c\.toml: network\.dept: unknown key; did you mean 'depth'\? allowed: depth, width, "
                      r"activation, bias, dtype$"),
     ("netwrk", r"c\.toml: netwrk: unknown key; did you mean 'network'\? allowed: network, inputs, sweep, "
-               r"grid, probes, output$"),
+               r"grid, probes, data, train, output$"),
     ("sweep.seed", r"sweep\.seed: unknown key; did you mean 'seeds'\?"),
     ("probes.gradient", r"probes\.gradient: unknown key; did you mean 'gradients'\?"),
     ("output.chunks", r"output\.chunks: unknown key; did you mean 'chunk'\?"),
@@ -609,6 +610,8 @@ def test_reading_a_finished_folders_config_does_not_trace_initializers(monkeypat
 def _accepted_keys(section: str) -> set[str]:
     """The keys the reader accepts in ``[section]``, read from its own unknown-key error (not from the table)."""
     data = base() if section else {}
+    if section in ("data", "train"):  # sections of a training run
+        data["train"] = {}
     if section:
         data.setdefault(section, {})["zzz_not_a_key"] = 1
     else:
@@ -619,13 +622,14 @@ def _accepted_keys(section: str) -> set[str]:
 
 
 def _documented_keys() -> dict[str, set[str]]:
-    """Section -> keys named in SCHEMA_TEXT, commented-out ones included (``# key = ``, ``# [[grid.points]]``)."""
+    """Section -> keys named in SCHEMA_TEXT or TRAIN_SCHEMA_TEXT, commented-out ones included
+    (``# key = ``, ``# [[grid.points]]``)."""
     out: dict[str, set[str]] = {}
     section = None
-    for line in cfg.SCHEMA_TEXT.splitlines():
+    for line in (cfg.SCHEMA_TEXT + cfg.keys.TRAIN_SCHEMA_TEXT).splitlines():
         if m := re.match(r"^\[(\w+)\]", line):
             section = m.group(1)
-            out[section] = set()
+            out.setdefault(section, set())
         elif m := re.match(r"^(?:# )?(\w+) = ", line):
             out[section].add(m.group(1))
         elif m := re.match(r"^# \[\[(\w+)\.(\w+)\]\]", line):
@@ -641,40 +645,58 @@ def test_every_key_the_reader_accepts_is_documented_and_vice_versa():
     assert {k.section for k in cfg.KEYS} == set(documented)
 
 
-def test_the_documented_schema_is_itself_a_valid_config():
+@pytest.mark.parametrize("kind", ["sweep", "train"])
+def test_the_documented_schema_is_itself_a_valid_config(kind):
     import tomllib
 
-    config = from_dict(tomllib.loads(cfg.SCHEMA_TEXT), source="schema.toml")
+    text = cfg.SCHEMA_TEXT if kind == "sweep" else cfg.keys.TRAIN_SCHEMA_TEXT
+    config = from_dict(tomllib.loads(text), source="schema.toml")
+    assert config.kind == kind
+    checked = 0
     for key in cfg.KEYS:
-        if key.commented:
+        if key.commented or key.kind not in (kind, "both"):
             continue
         value = config.to_dict()[key.section][key.name]
         assert value == key.example, key.path
+        checked += 1
+    assert checked >= 15
 
 
 def test_the_dataclass_defaults_are_the_key_tables():
     """A key left out of a file gets the table's default, and the frozen section states the same default."""
     sections = {"inputs": cfg.InputsConfig, "probes": cfg.ProbesConfig, "output": cfg.OutputConfig,
-                "network": cfg.NetworkConfig, "sweep": cfg.SweepSection}
-    resolved = from_dict(base(), source="c.toml").to_dict()
+                "network": cfg.NetworkConfig, "sweep": cfg.SweepSection, "data": cfg.DataConfig,
+                "train": cfg.TrainConfig}
+    resolved = {"sweep": from_dict(base(), source="c.toml").to_dict(),
+                "train": from_dict({**base(), "train": {}}, source="c.toml").to_dict()}
+    # Fields holding what the reader resolves, not the key as written: the optimizer as (name, args);
+    # a teacher's widths (the dataclass's None: derived from the data of any kind).
+    resolved_fields = {"train.optimizer", "data.in_dim", "data.out_dim"}
     checked = 0
     for key in cfg.KEYS:
         if key.default in (cfg.keys.REQUIRED, cfg.keys.OPTIONAL):
             continue
         field = {f.name: f for f in dataclasses.fields(sections[key.section])}.get(key.name)
-        if field is not None and field.default is not dataclasses.MISSING:
+        if field is not None and field.default is not dataclasses.MISSING and key.path not in resolved_fields:
             assert field.default == key.default, key.path
-        if key.path not in ("sweep.seeds",):  # base() sets seeds
-            assert resolved[key.section][key.name] == key.default, key.path
-        checked += 1
-    assert checked >= 12
+        written = resolved["train" if key.kind == "train" else "sweep"][key.section]
+        if key.path not in ("sweep.seeds",) and key.name in written:  # base() sets seeds; digits write no teacher keys
+            assert written[key.name] == key.default, key.path
+            checked += 1
+    assert checked >= 18
 
 
 def test_each_choice_key_lists_its_choices_in_the_schema_and_refuses_others():
     for key in (k for k in cfg.KEYS if k.choices):
-        line = next(s for s in cfg.SCHEMA_TEXT.splitlines() if s.startswith(f"{key.name} = "))
+        text = cfg.keys.TRAIN_SCHEMA_TEXT if key.kind == "train" else cfg.SCHEMA_TEXT
+        line = next(s for s in text.splitlines() if re.match(rf"(# )?{key.name} = ", s))
         assert " | ".join(key.choices) in line
-        check_error(with_value(key.path, "nope"), rf"{re.escape(key.path)} = \"nope\": must be one of "
+        data = with_value(key.path, "nope")
+        if key.kind == "train":
+            data.setdefault("train", {})
+            if key.path == "data.task":  # a task is chosen for the teacher's (and an npz's) data
+                data["data"]["name"] = "teacher"
+        check_error(data, rf"{re.escape(key.path)} = \"nope\": must be one of "
                     + re.escape(", ".join(map(repr, key.choices))))
 
 
@@ -729,7 +751,7 @@ def test_an_unknown_name_lists_the_shipped_configs_with_did_you_mean(tmp_path, m
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"^quickstrat: no config file of that name here, and no shipped config of "
                        r"that name; did you mean 'quickstart'\? shipped configs: deep_1000, isometry, phase_tanh, "
-                       r"quickstart, seeds_comparison$"):
+                       r"quickstart, seeds_comparison, train_digits$"):
         load("quickstrat")
     (tmp_path / "quickstart.toml").write_text('[network]\ndepth = 2\nwidth = 4\nactivation = "relu"\n'
                                               '[sweep]\ninitializers = ["he_normal"]\n')

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -254,8 +255,85 @@ def verdicts(results) -> list[Verdict]:
     return out
 
 
+def training_rows(results) -> list[dict[str, Any]]:
+    """Per program x initializer x grid point of a training run, over seeds: the median final test
+    accuracy (or test loss, for regression), its 25-75% range, the median steps to each target set
+    with how many seeds reached it (``reached`` / ``n``; the median is over those that did), the
+    diverged members, and the fewest distinct units in any hidden layer (median over seeds)."""
+    coords = results.coords
+    labels, points = coords["initializer"], coords["grid_point"]
+    out = []
+    for p, program in enumerate(coords["program"]):
+        def get(name, p=p):
+            return np.asarray(results.arrays[name][p], np.float64) if name in results.arrays else None
+
+        acc, loss = get("final_test_accuracy"), get("final_test_loss")
+        final = acc if acc is not None else loss
+        diverged, distinct = get("diverged"), get("distinct_units")
+        for i, label in enumerate(labels):
+            for g, point in enumerate(points):
+                row: dict[str, Any] = {"program": program["id"], "initializer": label, "grid": _point_text(point),
+                                       "metric": "test_accuracy" if acc is not None else "test_loss"}
+                values = final[i, g]
+                row["final"] = _median(values)
+                row["final_q25"], row["final_q75"] = (
+                    (float(np.nanquantile(values, 0.25)), float(np.nanquantile(values, 0.75)))
+                    if np.isfinite(values).any() else (math.nan, math.nan))
+                for target in ("steps_to_accuracy", "steps_to_loss"):
+                    steps = get(target)
+                    if steps is not None:
+                        reached = np.isfinite(steps[i, g])
+                        row[target] = _median(steps[i, g])
+                        row[f"{target}_reached"] = int(reached.sum())
+                row["n"] = int(values.size)
+                row["diverged"] = int(np.sum(diverged[i, g] > 0)) if diverged is not None else 0
+                row["min_distinct_units"] = (_median(np.nanmin(np.where(distinct[i, g] < 0, np.nan, distinct[i, g]),
+                                                               axis=-1))
+                                             if distinct is not None and distinct.shape[-1] else math.nan)
+                out.append(row)
+    return out
+
+
+def _point_text(point: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in point.items()) or "-"
+
+
+def format_training(results, max_rows: int = 60) -> str:
+    """The compact table printed after a training run (:func:`training_rows`)."""
+    rows = training_rows(results)
+    metric = rows[0]["metric"] if rows else "test_accuracy"
+    targets = [t for t in ("steps_to_accuracy", "steps_to_loss") if rows and t in rows[0]]
+    head = ("program", "initializer", "grid", f"final {metric} (median [25%, 75%])",
+            *(f"{t} (median, reached)" for t in targets), "diverged", "distinct units (min layer)")
+    table = []
+    for r in rows[:max_rows]:
+        final = f"{_num(r['final'])} [{_num(r['final_q25'])}, {_num(r['final_q75'])}]"
+        reached = [f"{_num(r[t]) if r[f'{t}_reached'] else 'not reached'} ({r[f'{t}_reached']}/{r['n']})"
+                   for t in targets]
+        table.append((r["program"], r["initializer"], r["grid"], final, *reached, f"{r['diverged']}/{r['n']}",
+                      _num(r["min_distinct_units"])))
+    widths = [max(len(h), *(len(t[c]) for t in table)) for c, h in enumerate(head)] if table else [len(h) for h in head]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)) for t in table]
+    if len(rows) > max_rows:
+        lines.append(f"... {len(rows) - max_rows} more rows in summary.csv")
+    lines += _timing_lines(results)
+    return "\n".join(lines)
+
+
+def _timing_lines(results) -> list[str]:
+    timings = results.meta.get("timings", {})
+    if not timings:
+        return []
+    compile_s = sum(timings.get("compile_s", {}).values())
+    return [f"compile {compile_s:.1f} s, run {sum(timings.get('run_s', {}).values()):.1f} s, "
+            f"wall {timings.get('wall_s', float('nan')):.1f} s"]
+
+
 def format_run(results, max_rows: int = 60) -> str:
-    """The compact table printed after a sweep."""
+    """The compact table printed after a sweep (or, for a training run, :func:`format_training`)."""
+    if results.config.kind == "train":
+        return format_training(results, max_rows)
     rows = verdicts(results)
     head = ("program", "initializer", "grid", "q_L/q_1", "grad_1/grad_L", "verdict")
     table = [(v.program, v.initializer, v.grid, _num(v.q_ratio), _num(v.grad_ratio), v.verdict)
@@ -265,11 +343,7 @@ def format_run(results, max_rows: int = 60) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
     if len(rows) > max_rows:
         lines.append(f"... {len(rows) - max_rows} more rows in summary.csv")
-    timings = results.meta.get("timings", {})
-    if timings:
-        compile_s = sum(timings.get("compile_s", {}).values())
-        lines.append(f"compile {compile_s:.1f} s, run {sum(timings.get('run_s', {}).values()):.1f} s, "
-                     f"wall {timings.get('wall_s', float('nan')):.1f} s")
+    lines += _timing_lines(results)
     return "\n".join(lines)
 
 

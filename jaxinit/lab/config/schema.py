@@ -1,4 +1,5 @@
-"""The sweep config's schema: the frozen sections a validated config is made of.
+"""The config's schema: the frozen sections a validated config is made of (a sweep, or a training
+run: a config with ``[train]``, whose ``data`` and ``train`` sections are set).
 
 Their keys, defaults and allowed values are listed once in :data:`jaxinit.lab.config.keys.KEYS` (the
 defaults below are the same; a test compares them). Read with :func:`jaxinit.lab.config.load`;
@@ -21,9 +22,11 @@ from jaxinit._toml import dumps_toml
 from jaxinit.activations import Activation
 from jaxinit.initializers import BaseInitializer
 from jaxinit.lab.config.keys import GRID_PARAMS
+from jaxinit.lsuv import LSUV
 
 DIGITS_SAMPLES = 1797  # sklearn.datasets.load_digits(): 1797 images of 8x8 = 64 features
 DIGITS_FEATURES = 64
+DIGITS_CLASSES = 10
 READOUT_DIM = 10  # readout width for the gradient probes' loss (10 classes for xent)
 MAX_SEED = 2**32
 
@@ -40,7 +43,7 @@ class InitializerEntry:
     """One initializer of the sweep: its display label, the built value, and the spec as written."""
 
     label: str
-    init: BaseInitializer
+    init: BaseInitializer | LSUV  # LSUV: a base initializer fitted on the run's own batch
     spec: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_spec(self) -> Any:
@@ -90,6 +93,7 @@ class GridConfig:
 
     weight_variance: tuple[float, ...] | None = None
     bias_variance: tuple[float, ...] | None = None
+    learning_rate: tuple[float, ...] | None = None
     points: tuple[tuple[tuple[str, float], ...], ...] | None = None
 
     @property
@@ -108,6 +112,92 @@ class ProbesConfig:
     spectrum: bool = False
     theory: bool = True
     loss: str = "mse"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """A training run's dataset (:mod:`jaxinit.lab.data`): ``name`` digits, teacher or npz.
+
+    ``in_dim`` and ``out_dim`` (the network's input features and readout width) are resolved by
+    the reader: the digits' 64 and 10, the teacher's own, an ``.npz``'s from its arrays (``None``
+    when a folder's config is read back without the file).
+    """
+
+    name: str = "digits"
+    path: str | None = None
+    test_fraction: float = 0.25
+    seed: int = 0
+    task: str = "classification"
+    n: int = 2048
+    in_dim: int | None = None
+    n_classes: int | None = None
+    out_dim: int | None = None
+    noise: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys as written for this dataset (those another dataset ignores left out)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.name == "npz":
+            out["path"] = self.path
+        else:
+            out["test_fraction"] = self.test_fraction
+            out["seed"] = self.seed
+        if self.name != "digits":
+            out["task"] = self.task
+        if self.name == "teacher":
+            out.update(n=self.n, in_dim=self.in_dim, noise=self.noise)
+            out.update({"n_classes": self.n_classes} if self.task == "classification" else {"out_dim": self.out_dim})
+        elif self.name == "npz" and self.task == "classification" and self.n_classes is not None:
+            out["n_classes"] = self.n_classes
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run's optimization (:class:`jaxinit.lab.engine.train.TrainPlan` takes the same).
+
+    ``optimizer`` is ``(name, ((argument, value), ...))``; ``learning_rate`` a number or a schedule
+    table as written (``{"name": "cyclical", "base": ..., "max": ..., "step_size": ...}``).
+    """
+
+    steps: int = 1000
+    batch: int = 128
+    optimizer: tuple[str, tuple[tuple[str, Any], ...]] = ("sgd", ())
+    learning_rate: Any = 0.05
+    clip_global_norm: float | None = None
+    loss: str = "xent"
+    eval_every: int = 10
+    target_accuracy: float | None = None
+    target_loss: float | None = None
+
+    def eval_steps(self) -> tuple[int, ...]:
+        """The evaluated steps: ``0, e, 2e, ..., steps`` with ``e = min(eval_every, steps)``."""
+        return evaluation_steps(self.steps, self.eval_every)
+
+    def to_dict(self) -> dict[str, Any]:
+        name, kwargs = self.optimizer
+        out: dict[str, Any] = {"steps": self.steps, "batch": self.batch,
+                               "optimizer": {"name": name, **dict(kwargs)} if kwargs else name,
+                               "learning_rate": copy.deepcopy(self.learning_rate)}
+        if self.clip_global_norm is not None:
+            out["clip_global_norm"] = self.clip_global_norm
+        out["loss"] = self.loss
+        out["eval_every"] = self.eval_every
+        for name in ("target_accuracy", "target_loss"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+def evaluation_steps(steps: int, eval_every: int) -> tuple[int, ...]:
+    """``0, e, 2e, ..., steps`` with ``e = min(eval_every, steps)`` (the last one is ``steps``).
+
+    Example:
+      >>> evaluation_steps(25, 10)
+      (0, 10, 20, 25)
+    """
+    every = min(eval_every, steps)
+    return tuple(min(k * every, steps) for k in range(-(-steps // every) + 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +229,12 @@ class Program:
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """A validated sweep: build with :func:`load` or :func:`from_dict`, never by hand."""
+    """A validated config: build with :func:`load` or :func:`from_dict`, never by hand.
+
+    A sweep (measurement at initialization; ``kind == "sweep"``) or, with ``data`` and ``train``
+    set, a training run (``kind == "train"``: ``inputs`` and ``probes`` then hold their defaults and
+    are neither written nor hashed).
+    """
 
     network: NetworkConfig
     inputs: InputsConfig
@@ -149,11 +244,18 @@ class SweepConfig:
     output: OutputConfig
     source: str = dataclasses.field(default="<dict>", compare=False)
     text: str | None = dataclasses.field(default=None, compare=False, repr=False)
+    data: DataConfig | None = None
+    train: TrainConfig | None = None
 
     @property
     def name(self) -> str:
         """The config file's stem (``"quickstart"``), or ``"sweep"`` for a dict."""
         return _stem(self.source)
+
+    @property
+    def kind(self) -> str:
+        """``"train"`` for a training run (a ``[train]`` section), else ``"sweep"``."""
+        return "train" if self.train is not None else "sweep"
 
     def programs(self) -> tuple[Program, ...]:
         """One :class:`Program` per (depth, width, activation), depth outermost."""
@@ -164,15 +266,24 @@ class SweepConfig:
         return grid_points(self.grid)
 
     def in_dim(self, program: Program) -> int:
-        """The network's input size: the digits' 64 features, else the program's width."""
+        """The network's input size: a training run's data features; the digits' 64 features; else
+        the program's width."""
+        if self.data is not None and self.data.in_dim is not None:
+            return self.data.in_dim
         return DIGITS_FEATURES if self.inputs.kind == "digits" else program.width
+
+    def out_dim(self) -> int:
+        """The readout width: a training run's classes or targets, else the gradient probes' 10."""
+        if self.data is not None and self.data.out_dim is not None:
+            return self.data.out_dim
+        return READOUT_DIM
 
     def layer_shape(self, program: Program, layer: int) -> tuple[int, int]:
         """The weight matrix of ``layer`` (0: the first, ``program.depth``: the readout)."""
         if layer == 0:
             return (self.in_dim(program), program.width)
         if layer == program.depth:
-            return (program.width, READOUT_DIM)
+            return (program.width, self.out_dim())
         return (program.width, program.width)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,12 +303,17 @@ class SweepConfig:
         }
         if self.inputs.correlation is not None:
             out["inputs"]["correlation"] = self.inputs.correlation
+        if self.kind == "train":
+            del out["inputs"]
+            out["data"] = self.data.to_dict()
+            out["train"] = self.train.to_dict()
         if self.grid is not None:
             if self.grid.points is not None:
                 out["grid"] = {"points": [dict(p) for p in self.grid.points]}
             else:
                 out["grid"] = {p: list(getattr(self.grid, p)) for p in self.grid.params}
-        out["probes"] = dataclasses.asdict(self.probes)
+        if self.kind == "sweep":
+            out["probes"] = dataclasses.asdict(self.probes)
         out["output"] = {"dir": self.output.dir, "chunk": self.output.chunk}
         if self.output.memory_budget_mb is not None:
             out["output"]["memory_budget_mb"] = self.output.memory_budget_mb

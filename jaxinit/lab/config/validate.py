@@ -23,19 +23,27 @@ from jaxinit.errors import ConfigError
 from jaxinit.initializers import BaseInitializer
 from jaxinit.initializers import get as get_initializer
 from jaxinit.lab.config.keys import (
+    DATA_NAMES,
     DTYPES,
     GRID_PARAMS,
     INPUT_KINDS,
+    KEYS,
     LOSSES,
     PROBES,
+    SECTION_KINDS,
     SECTIONS,
+    TASKS,
+    TRAIN_LOSSES,
     default,
     key_names,
     required_keys,
 )
 from jaxinit.lab.config.schema import (
+    DIGITS_CLASSES,
+    DIGITS_FEATURES,
     DIGITS_SAMPLES,
     MAX_SEED,
+    DataConfig,
     GridConfig,
     InitializerEntry,
     InputsConfig,
@@ -44,8 +52,10 @@ from jaxinit.lab.config.schema import (
     ProbesConfig,
     SweepConfig,
     SweepSection,
+    TrainConfig,
     _stem,
 )
+from jaxinit.lab.optim import Schedule, make_schedule, optimizer
 from jaxinit.probes import LOSS_ALIASES, loss_name
 
 
@@ -80,6 +90,7 @@ class Reader:
         self.source = source
         self.overridden = overridden
         self.check_process = check_process
+        self.kind = "sweep"  # set by config(): "train" when the data holds a [train] section
 
     def error(self, key: str, problem: str, value: Any = ConfigError.NO_VALUE) -> ConfigError:
         if any(key == o or key.startswith(o + ".") or key.startswith(o + "[") for o in self.overridden):
@@ -155,18 +166,34 @@ class Reader:
 
     def section(self, raw: Any, name: str) -> dict:
         """``[name]`` with only the keys :data:`~jaxinit.lab.config.keys.KEYS` lists, and its required ones."""
-        return self.table(raw, name, key_names(name), required=required_keys(name))
+        table = self.table(raw, name, key_names(name), required=required_keys(name))
+        for key in table:
+            only = next(k.kind for k in KEYS if k.section == name and k.name == key)
+            if only not in (self.kind, "both"):
+                raise self.error(f"{name}.{key}", _kind_problem(only, self.kind), table[key])
+        return table
 
     # -- sections -------------------------------------------------------------------------
     def config(self, data: dict, text: str | None) -> SweepConfig:
         top = self.table(data, "", tuple(SECTIONS), required=tuple(s for s, (_, req) in SECTIONS.items() if req))
+        self.kind = "train" if "train" in top else "sweep"
+        for name in top:
+            only = SECTION_KINDS.get(name, self.kind)
+            if only != self.kind:
+                raise self.error(name, _kind_problem(only, self.kind))
         network = self.network(top["network"])
-        inputs = self.inputs(top.get("inputs", {}))
         sweep = self.sweep(top["sweep"])
         grid = self.grid(top["grid"]) if "grid" in top else None
-        probes = self.probes(top.get("probes", {}))
         output = self.output(top.get("output", {}))
-        config = SweepConfig(network, inputs, sweep, grid, probes, output, source=self.source, text=text)
+        if self.kind == "sweep":
+            inputs, probes = self.inputs(top.get("inputs", {})), self.probes(top.get("probes", {}))
+            data = train = None
+        else:
+            inputs, probes = InputsConfig(), ProbesConfig()
+            data = self.data(top.get("data", {}))
+            train = self.train(top["train"], data, grid)
+        config = SweepConfig(network, inputs, sweep, grid, probes, output, source=self.source, text=text,
+                             data=data, train=train)
         if self.check_process:
             self.draws(config)
         return config
@@ -179,8 +206,17 @@ class Reader:
         draw traced with ``jax.eval_shape`` and its target ``variance``/``mean``, which a grid's
         weight_variance rescales), and the bias vectors ``(width,)`` and ``(10,)`` (the bias
         initializer). A refusal becomes a ConfigError naming the key path, the shape and the layer.
+        An LSUV entry draws with its base (asked the same); its fit needs a batch of at least 2 rows.
         """
+        from jaxinit.lsuv import LSUV
+
         dtype = config.network.dtype
+        lsuv = [i for i, e in enumerate(config.sweep.initializers) if isinstance(e.init, LSUV)]
+        rows = config.train.batch if config.train is not None else config.inputs.n_inputs
+        if lsuv and rows == 1:  # LSUV fits a variance over the batch (train.batch = 0: the training set)
+            key = "train.batch" if config.train is not None else "inputs.batch"
+            raise self.error(key, f"LSUV (sweep.initializers[{lsuv[0]}]) fits each layer's output variance on "
+                             "the batch: it needs at least 2 examples, not one", 1)
         wanted: dict[tuple[str, Any, tuple[int, ...], bool], str] = {}  # (key, init, shape, is_bias) -> where
         for program in config.programs():
             depth = program.depth
@@ -189,7 +225,8 @@ class Reader:
                 where = ("the readout layer (the gradient probes' loss)" if layer == depth
                          else "the first layer" if layer == 0 else "the hidden layers")
                 for i, entry in enumerate(config.sweep.initializers):
-                    wanted.setdefault((f"sweep.initializers[{i}]", entry.init, shape, False), where)
+                    init = entry.init.base if isinstance(entry.init, LSUV) else entry.init  # LSUV draws with its base
+                    wanted.setdefault((f"sweep.initializers[{i}]", init, shape, False), where)
                 wanted.setdefault(("network.bias", config.network.bias.init, (shape[1],), True),
                                   where if layer == depth else "the layers before the readout")
         entries = {f"sweep.initializers[{i}]": e for i, e in enumerate(config.sweep.initializers)}
@@ -250,6 +287,9 @@ class Reader:
         else:
             raise self.error(key, f"must be an initializer name or a table {{name = ..., ...}}; got "
                              f"{type_name(value)}", value)
+        if (spec if isinstance(spec, str) else spec["name"]) == "lsuv":  # data-dependent: Reader.lsuv
+            written = copy.deepcopy(value) if isinstance(value, str) else dict(value)
+            return InitializerEntry(label or _label(spec), self.lsuv(spec, key, value), written)
         missing = _missing_arguments(spec)
         if missing:
             name = spec if isinstance(spec, str) else spec["name"]
@@ -263,6 +303,27 @@ class Reader:
             raise self.error(key, str(err), value) from None
         written = copy.deepcopy(value) if isinstance(value, str) else dict(value)
         return InitializerEntry(label or _label(spec), init, written)
+
+    def lsuv(self, spec: Any, key: str, value: Any) -> Any:
+        """``"lsuv"`` (the defaults) or ``{name = "lsuv", base = ..., target, tol, max_iter}``: an
+        :class:`~jaxinit.lsuv.LSUV` (its base any initializer spec but LSUV; the weights only)."""
+        from jaxinit.lsuv import LSUV
+
+        if key == "network.bias":
+            raise self.error(key, "lsuv rescales weight matrices on the data; it cannot initialize the "
+                             "biases (give a bias initializer such as zeros)", value)
+        t = self.table({} if isinstance(spec, str) else spec, key, ("name", "base", "target", "tol", "max_iter"))
+        defaults = LSUV()
+        base = t.get("base")
+        if (base.get("name") if isinstance(base, Mapping) else base) == LSUV.name:
+            raise self.error(f"{key}.base", "must be an initializer that draws the weights, not lsuv", base)
+        if isinstance(base, Mapping) and "label" in base:
+            raise self.error(f"{key}.base.label", "the base takes no label (label the lsuv entry)", base["label"])
+        base = defaults.base if base is None else self.initializer(base, f"{key}.base").init
+        target = self.number(t.get("target", defaults.target), f"{key}.target", minimum=0.0, strict=True)
+        tol = self.number(t.get("tol", defaults.tol), f"{key}.tol", minimum=0.0, strict=True)
+        max_iter = self.integer(t.get("max_iter", defaults.max_iter), f"{key}.max_iter", 1)
+        return LSUV(base, target, tol, max_iter)
 
     def inputs(self, raw: Any) -> InputsConfig:
         t = self.section(raw, "inputs")
@@ -311,7 +372,7 @@ class Reader:
     def grid_value(self, value: Any, key: str) -> float:
         """weight_variance > 0, bias_variance >= 0 (the key's last part says which)."""
         param = re.sub(r"\[\d+\]$", "", key).rsplit(".", 1)[-1]
-        return self.number(value, key, minimum=0.0, strict=param == "weight_variance")
+        return self.number(value, key, minimum=0.0, strict=param in ("weight_variance", "learning_rate"))
 
     def grid_list(self, value: Any, key: str) -> tuple[float, ...]:
         if isinstance(value, list) and not value:
@@ -338,6 +399,8 @@ class Reader:
             for i, point in enumerate(points):
                 key = f"grid.points[{i}]"
                 p = self.table(point, key, GRID_PARAMS)
+                if "learning_rate" in p and self.kind != "train":
+                    raise self.error(f"{key}.learning_rate", _kind_problem("train", self.kind), p["learning_rate"])
                 if not p:
                     raise self.error(key, f"an empty point; give {' and/or '.join(GRID_PARAMS)}")
                 for name in p:
@@ -383,6 +446,135 @@ class Reader:
         return OutputConfig(folder, chunk, budget)
 
 
+    # -- training runs -------------------------------------------------------------------------
+    def data(self, raw: Any) -> DataConfig:
+        """``[data]``: the dataset and the network's input and readout widths it implies."""
+        t = self.section(raw, "data")
+        name = self.choice(t.get("name", default("data", "name")), "data.name", DATA_NAMES)
+        allowed = {"digits": {"name", "test_fraction", "seed"},
+                   "teacher": {"name", "test_fraction", "seed", "task", "n", "in_dim", "n_classes", "out_dim",
+                               "noise"},
+                   "npz": {"name", "path", "task", "n_classes"}}[name]
+        for key in t:
+            if key not in allowed:
+                raise self.error(f"data.{key}", f'not used with name = "{name}" (it takes '
+                                 f"{', '.join(sorted(allowed - {'name'}))})", t[key])
+        task = self.choice(t.get("task", default("data", "task")), "data.task", TASKS)
+        fraction = self.number(t.get("test_fraction", default("data", "test_fraction")), "data.test_fraction",
+                               minimum=0.0, strict=True, maximum=1.0)
+        if fraction >= 1.0:
+            raise self.error("data.test_fraction", "must be in (0, 1): both splits need examples", fraction)
+        seed = self.integer(t.get("seed", default("data", "seed")), "data.seed", 0, MAX_SEED)
+        if task == "regression" and "n_classes" in t:
+            raise self.error("data.n_classes", 'only with task = "classification"', t["n_classes"])
+        if task == "classification" and "out_dim" in t:
+            raise self.error("data.out_dim", 'only with task = "regression" (classification: n_classes)', t["out_dim"])
+        n_classes = self.integer(t["n_classes"], "data.n_classes", 2) if "n_classes" in t else None
+        if name == "digits":
+            return DataConfig("digits", None, fraction, seed, "classification", in_dim=DIGITS_FEATURES,
+                              n_classes=DIGITS_CLASSES, out_dim=DIGITS_CLASSES)
+        if name == "teacher":
+            n = self.integer(t.get("n", default("data", "n")), "data.n", 4)
+            in_dim = self.integer(t.get("in_dim", default("data", "in_dim")), "data.in_dim", 1)
+            noise = self.number(t.get("noise", default("data", "noise")), "data.noise", minimum=0.0, strict=False)
+            if task == "classification":
+                n_classes = n_classes or 4
+                out_dim = n_classes
+            else:
+                out_dim = self.integer(t.get("out_dim", default("data", "out_dim")), "data.out_dim", 1)
+            n_test = round(n * fraction)
+            if not 1 <= n_test <= n - 1:
+                raise self.error("data.test_fraction", f"leaves {n_test} test and {n - n_test} training examples "
+                                 f"of data.n = {n}; both need at least 1", fraction)
+            return DataConfig("teacher", None, fraction, seed, task, n, in_dim, n_classes, out_dim, noise)
+        if "path" not in t:
+            raise self.error("data.path", 'missing: name = "npz" needs the path of an .npz holding x_train, '
+                             "y_train, x_test, y_test")
+        path = self.string(t["path"], "data.path")
+        in_dim = out_dim = None
+        if self.check_process:
+            in_dim, out_dim = self.npz_dims(path, task, n_classes)
+        return DataConfig("npz", path, fraction, seed, task, in_dim=in_dim, n_classes=n_classes, out_dim=out_dim)
+
+    def npz_dims(self, path: str, task: str, n_classes: int | None) -> tuple[int, int]:
+        """The features and readout width of the ``.npz`` at ``path``, its arrays checked
+        (:func:`jaxinit.lab.data.from_npz`: names, rows, finite features, integer labels in range)."""
+        from jaxinit.lab import data as data_lib
+
+        try:
+            dataset = data_lib.from_npz(path, task=task, n_classes=n_classes)
+        except FileNotFoundError:
+            raise self.error("data.path", "no such file", path) from None
+        except (OSError, EOFError) as err:
+            raise self.error("data.path", f"cannot read it as an .npz: {err}", path) from None
+        except ValueError as err:
+            raise self.error("data.path", str(err).rstrip("."), path) from None
+        return dataset.in_dim, dataset.out_dim
+
+    def train(self, raw: Any, data: DataConfig, grid: GridConfig | None) -> TrainConfig:
+        """``[train]``: steps, batch, the optax optimizer and learning rate, clipping, loss, evaluations."""
+        t = self.section(raw, "train")
+        steps = self.integer(t.get("steps", default("train", "steps")), "train.steps", 1)
+        batch = self.integer(t.get("batch", default("train", "batch")), "train.batch", 0)
+        if data.name == "digits":
+            n_train = DIGITS_SAMPLES - _stratified_test_size(data.test_fraction)
+        elif data.name == "teacher":
+            n_train = data.n - round(data.n * data.test_fraction)
+        else:
+            n_train = None
+        if n_train is not None and batch > n_train:
+            raise self.error("train.batch", f"must be <= the training set's {n_train} examples (0: full batch)", batch)
+        every = self.integer(t.get("eval_every", default("train", "eval_every")), "train.eval_every", 1)
+        opt = t.get("optimizer", default("train", "optimizer"))
+        if isinstance(opt, Mapping):
+            if "name" not in opt:
+                raise self.error("train.optimizer", "an optimizer table needs a 'name' (sgd, adam, ...)", opt)
+            name = self.string(opt["name"], "train.optimizer.name")
+            kwargs = tuple((k, v) for k, v in opt.items() if k != "name")
+        elif isinstance(opt, str):
+            name, kwargs = opt, ()
+        else:
+            raise self.error("train.optimizer", "must be an optax optimizer name or a table {name = ..., ...}; "
+                             f"got {type_name(opt)}", opt)
+        try:
+            optimizer(name, kwargs)
+        except (ValueError, TypeError) as err:
+            raise self.error("train.optimizer", str(err).rstrip("."), opt) from None
+        lr = t.get("learning_rate", default("train", "learning_rate"))
+        if isinstance(lr, Mapping):
+            try:
+                make_schedule(Schedule.from_spec(lr))
+            except (ValueError, TypeError) as err:
+                raise self.error("train.learning_rate", str(err).rstrip("."), lr) from None
+            lr = copy.deepcopy(dict(lr))
+            if grid is not None and "learning_rate" in grid.params:
+                raise self.error("grid.learning_rate", "replaces a number, but train.learning_rate is the schedule "
+                                 f"{lr.get('name')!r}: give train.learning_rate as a number to grid it")
+        else:
+            lr = self.number(lr, "train.learning_rate", minimum=0.0, strict=True)
+        clip = t.get("clip_global_norm")
+        if clip is not None:
+            clip = self.number(clip, "train.clip_global_norm", minimum=0.0, strict=True)
+        loss = self.choice(t.get("loss", "xent" if data.task == "classification" else "mse"), "train.loss",
+                           TRAIN_LOSSES)
+        if loss == "xent" and data.task != "classification":
+            raise self.error("train.loss", 'xent needs class labels; this data is a regression task: use "mse"', loss)
+        target_acc = t.get("target_accuracy")
+        if target_acc is not None:
+            if data.task != "classification":
+                raise self.error("train.target_accuracy", "needs a classification task", target_acc)
+            target_acc = self.number(target_acc, "train.target_accuracy", minimum=0.0, strict=False, maximum=1.0)
+        target_loss = t.get("target_loss")
+        if target_loss is not None:
+            target_loss = self.number(target_loss, "train.target_loss", minimum=0.0, strict=False)
+        return TrainConfig(steps, batch, (name, kwargs), lr, clip, loss, every, target_acc, target_loss)
+
+
+def _stratified_test_size(test_fraction: float) -> int:
+    """The digits' test rows for ``test_fraction`` (scikit-learn's ``train_test_split``: ``ceil(n * f)``)."""
+    return math.ceil(DIGITS_SAMPLES * test_fraction)
+
+
 def _missing_arguments(spec: Any) -> list[str]:
     """Required arguments of a registry entry that ``spec`` (a name or a table) does not give."""
     import inspect
@@ -420,6 +612,14 @@ def _draw_problem(init: BaseInitializer, shape: tuple[int, ...], dtype: str, is_
     except (ValueError, TypeError) as err:
         return str(err)
     return None
+
+
+def _kind_problem(only: str, kind: str) -> str:
+    """Why a key of one kind of config is refused in the other."""
+    if only == "train":
+        return "only in training runs (a config with a [train] section; run it with jaxinit train)"
+    return ("only in sweeps (a training run, a config with [train], measures what its [train] section "
+            f"records; run sweeps with jaxinit sweep): this config is a {'training run' if kind == 'train' else kind}")
 
 
 def _join(key: str, name: str) -> str:

@@ -59,6 +59,8 @@ def _coords(config: SweepConfig, dims: Mapping[str, tuple[str, ...]], combined) 
         "seed": list(range(config.sweep.seeds)),
         "base_seed": config.sweep.base_seed,
     }
+    if getattr(config, "kind", "sweep") == "train":  # a training run: the evaluated steps, not their indices
+        coords["step"] = list(config.train.eval_steps())
     for name, trailing in dims.items():
         for axis, d in enumerate(trailing):
             size = combined[name].shape[4 + axis]

@@ -32,6 +32,7 @@ SUMMARY_COLUMNS = {
     "initializer": "initializer label", "grid_point": "index of the grid point (0 without a grid)",
     "weight_variance": "grid sigma_w^2 (empty: the initializer's own)",
     "bias_variance": "grid sigma_b^2 (empty: the bias initializer's own)",
+    "learning_rate": "grid learning rate of a training run (empty: train.learning_rate)",
     "layer": "layer index j = 0 .. depth - 1 (pre-activation h^(j+1)); empty for per-network statistics",
     "statistic": "array name in arrays.npz",
     "mean": "mean over the seeds with a finite value",
@@ -42,6 +43,8 @@ SUMMARY_COLUMNS = {
     "q25": "25% quantile (likewise)", "q75": "75% quantile (likewise)", "q95": "95% quantile (likewise)",
     "n_seeds": "seeds present (a partial assembly has fewer than sweep.seeds)",
     "n_finite": "seeds present with a finite value (NaN, inf: overflow; left out of every statistic)",
+    "n_reached": "training runs, steps_to_* rows: seeds whose member reached the target (the statistics are over "
+                 "them; NaN steps = never reached); empty on other rows",
 }
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

@@ -28,12 +28,14 @@ def summarize(arrays: Mapping[str, np.ndarray], sidecar: Mapping[str, Any],
     Statistics are over seeds, finite values only; ``n_seeds`` counts the seeds present and
     ``n_finite`` those with a finite value. ``std`` is the population standard deviation
     (``ddof = 0``, dividing by ``n_finite``), as ``numpy.std``'s default; the columns are described
-    in :data:`SUMMARY_COLUMNS`.
+    in :data:`SUMMARY_COLUMNS`. A training run (coords with ``step``) adds ``n_reached``: on its
+    ``steps_to_*`` rows, the seeds that reached the target (``n_finite`` there; NaN = never reached).
     """
     coords = sidecar["coords"]
     params = list(coords["grid_params"])
+    training = "step" in coords  # a training run: steps_to_* rows say how many seeds reached the target
     header = ["program", "activation", "depth", "width", "initializer", "grid_point", *params, "layer",
-              "statistic", *SUMMARY_STATS, "n_seeds", "n_finite"]
+              "statistic", *SUMMARY_STATS, "n_seeds", "n_finite", *(["n_reached"] if training else [])]
     rows: list[list[str]] = []
     programs = coords["program"]
     for name, dim_names in sidecar["dims"].items():
@@ -61,7 +63,10 @@ def summarize(arrays: Mapping[str, np.ndarray], sidecar: Mapping[str, Any],
             tail = [name, str(int(have.sum()))]
             for flat, cells in enumerate(zip(*columns, strict=True)):
                 base = bases[flat // n_layer]
-                rows.append([*base, layers[flat % n_layer], tail[0], *cells[:-1], tail[1], cells[-1]])
+                row = [*base, layers[flat % n_layer], tail[0], *cells[:-1], tail[1], cells[-1]]
+                if training:
+                    row.append(cells[-1] if name.startswith("steps_to_") else "")
+                rows.append(row)
     return header, rows
 
 

@@ -1,12 +1,11 @@
-"""The training plan: :class:`TrainPlan`, optimizers and schedules by name (optax), the cyclical
-schedule, the evaluation steps and the grid's arrays (the package docstring has the engine's rules)."""
+"""The training plan: :class:`TrainPlan`, its optax optimizer (names resolved by
+:mod:`jaxinit.lab.optim`), the evaluation steps and the grid's arrays (the package docstring has
+the engine's rules)."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -17,14 +16,28 @@ import optax
 from jaxinit.activations import activation as resolve_activation
 from jaxinit.errors import check_choice, check_int, check_positive, check_real, did_you_mean
 from jaxinit.initializers import BaseInitializer, get, zeros
+from jaxinit.lab.config.schema import evaluation_steps
+from jaxinit.lab.optim import (  # noqa: F401 - re-exported: the engine's surface names them
+    CYCLICAL,
+    Schedule,
+    _pairs,
+    cyclical_schedule,
+    make_schedule,
+    optimizer,
+    optimizer_names,
+    schedule_names,
+)
+from jaxinit.lsuv import LSUV
+from jaxinit.lsuv.core import layer_names, warn_members
 
 # Data keys live on their own branch of the root key (the sweep's): no layer key reaches it.
 DATA_BRANCH = 0x7FFFFFFF
 DEAD_THRESHOLD = 1e-6
 DISTINCT_RTOL = 1e-4
+# LSUV's fit batch under full-batch training: at most this many rows of the training set.
+LSUV_FULL_BATCH_ROWS = 512
 LOSSES = ("xent", "mse")
 TASKS = ("classification", "regression")
-CYCLICAL = "cyclical"
 GRID_PARAMS = ("weight_variance", "bias_variance", "learning_rate")
 
 EVAL_FIELDS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "grad_norm", "update_norm")
@@ -33,121 +46,6 @@ MEMBER_FIELDS = ("final_train_loss", "final_test_loss", "final_test_accuracy", "
                  "steps_to_loss", "steps_to_accuracy", "diverged", "distinct_units")
 _ACCURACY_FIELDS = ("train_accuracy", "test_accuracy", "final_test_accuracy", "best_test_accuracy",
                     "steps_to_accuracy")
-
-
-# ---------------------------------------------------------------------------------------------
-# optax by name: optimizers, schedules, the cyclical schedule
-# ---------------------------------------------------------------------------------------------
-@functools.cache
-def optimizer_names() -> tuple[str, ...]:
-    """optax's optimizers that take a ``learning_rate`` (``sgd``, ``adam``, ``adamw``, ...)."""
-    out = []
-    for name in dir(optax):
-        fn = getattr(optax, name)
-        if name.startswith(("_", "scale_by")) or name == "lbfgs" or not inspect.isfunction(fn):
-            continue  # lbfgs needs the loss function at every update: not a plain gradient step
-        if "learning_rate" in inspect.signature(fn).parameters:
-            out.append(name)
-    return tuple(sorted(out))
-
-
-@functools.cache
-def schedule_names() -> tuple[str, ...]:
-    """optax's schedules (``optax.schedules``) that take plain numbers, plus ``cyclical``."""
-    out = [n for n in dir(optax.schedules) if not n.startswith("_") and n not in ("join_schedules",)
-           and (n.endswith("_schedule") or n == "exponential_decay") and inspect.isfunction(getattr(optax, n, None))]
-    return tuple(sorted([*out, CYCLICAL]))
-
-
-def _pairs(arg: str, kwargs: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
-    items = dict(kwargs).items()
-    out = []
-    for k, v in sorted(items):
-        if not isinstance(k, str):
-            raise TypeError(f"{arg} keys must be strings; got {k!r}.")
-        out.append((k, tuple(v) if isinstance(v, list) else v))
-    return tuple(out)
-
-
-def _bind(what: str, name: str, fn: Callable[..., Any], kwargs: dict[str, Any], given: tuple[str, ...]) -> None:
-    """ValueError naming the arguments ``fn`` does not take (or lacks), with the ones it does."""
-    params = inspect.signature(fn).parameters
-    takes = [p for p in params if p not in given]
-    unknown = [k for k in kwargs if k not in params or k in given]
-    if unknown:
-        hints = "".join(did_you_mean(k, takes) for k in unknown)
-        raise ValueError(f"{what} {name!r} does not take {unknown}; optax.{name} takes {takes}.{hints}")
-    try:
-        inspect.signature(fn).bind(**{g: 0.1 for g in given}, **kwargs)
-    except TypeError as e:
-        raise ValueError(f"{what} {name!r}: {e}; optax.{name} takes {takes}.") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-    """A learning-rate schedule by name: an optax schedule (``cosine_decay_schedule``, ...) with its
-    keyword arguments, or ``cyclical`` with ``base``, ``max``, ``step_size``."""
-
-    name: str
-    kwargs: tuple[tuple[str, Any], ...] = ()
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Schedule:
-        spec = dict(spec)
-        if "name" not in spec:
-            raise ValueError(f"a learning_rate schedule needs a 'name' ({', '.join(schedule_names())}); got {spec!r}.")
-        name = spec.pop("name")
-        return cls(name, _pairs("learning_rate", spec))
-
-
-def cyclical_schedule(base: float, max: float, step_size: int) -> optax.Schedule:  # noqa: A002 - the config's name
-    r"""The triangular cyclical learning rate (Smith 2017, "Cyclical Learning Rates for Training
-    Neural Networks"): from ``base`` up to ``max`` in ``step_size`` steps and back, period
-    ``2 step_size``,
-
-        lr(t) = base + (max - base) * max(0, 1 - |t / step_size - 2 floor(1 + t / (2 step_size)) + 1|).
-
-    Built from optax's pieces: ``join_schedules`` of two ``linear_schedule`` ramps, evaluated at
-    ``t mod (2 step_size)``.
-
-    Example:
-      >>> f = cyclical_schedule(0.1, 1.0, 10)
-      >>> [round(float(f(t)), 4) for t in (0, 5, 10, 15, 20, 25)]
-      [0.1, 0.55, 1.0, 0.55, 0.1, 0.55]
-    """
-    base = check_positive("base", base, "cyclical learning_rate")
-    top = check_positive("max", max, "cyclical learning_rate")
-    step_size = check_int("step_size", step_size, minimum=1, where="cyclical learning_rate")
-    cycle = optax.join_schedules([optax.linear_schedule(base, top, step_size),
-                                  optax.linear_schedule(top, base, step_size)], [step_size])
-    return lambda count: cycle(jnp.mod(count, 2 * step_size))
-
-
-def make_schedule(spec: Schedule | Mapping[str, Any], *, check: bool = True) -> optax.Schedule:
-    """An optax schedule from its name and keyword arguments (or ``cyclical``).
-
-    Raises ``ValueError`` for an unknown name (with the closest one) or arguments the schedule
-    does not take (naming them and the ones it does). ``check`` evaluates the schedule once at
-    step 0 (eagerly: pass ``False`` inside a traced function).
-    """
-    if not isinstance(spec, Schedule):
-        spec = Schedule.from_spec(spec)
-    names = schedule_names()
-    if spec.name not in names:
-        raise ValueError(f"learning_rate schedule must be one of {list(names)}; got {spec.name!r}."
-                         f"{did_you_mean(spec.name, names)}")
-    kwargs = dict(spec.kwargs)
-    fn = cyclical_schedule if spec.name == CYCLICAL else getattr(optax, spec.name)
-    _bind("learning_rate schedule", spec.name, fn, kwargs, ())
-    try:
-        sched = fn(**kwargs)
-        if check:
-            float(sched(0))
-    except (TypeError, ValueError) as e:
-        if spec.name == CYCLICAL:
-            raise
-        raise ValueError(f"learning_rate schedule {spec.name!r} with {kwargs}: {e}") from None
-    return sched
 
 
 def make_optimizer(plan: TrainPlan, learning_rate: float | jax.Array | optax.Schedule) -> optax.GradientTransformation:
@@ -159,17 +57,7 @@ def make_optimizer(plan: TrainPlan, learning_rate: float | jax.Array | optax.Sch
     Raises ``ValueError`` for an unknown optimizer (with the closest optax name) or arguments optax
     does not take (naming them and the ones it does).
     """
-    names = optimizer_names()
-    if plan.optimizer not in names:
-        raise ValueError(f"optimizer must be an optax optimizer taking a learning_rate, one of {list(names)}; "
-                         f"got {plan.optimizer!r}.{did_you_mean(plan.optimizer, names)}")
-    factory = getattr(optax, plan.optimizer)
-    kwargs = dict(plan.optimizer_kwargs)
-    _bind("optimizer", plan.optimizer, factory, kwargs, ("learning_rate",))
-    try:
-        tx = optax.inject_hyperparams(factory, static_args=tuple(kwargs))(learning_rate=learning_rate, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"optimizer {plan.optimizer!r} with {kwargs}: {e}") from None
+    tx = optimizer(plan.optimizer, plan.optimizer_kwargs, learning_rate)
     if plan.clip_global_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(plan.clip_global_norm), tx)
     return tx
@@ -188,7 +76,16 @@ def _set_learning_rate(plan: TrainPlan, state: Any, lr: jax.Array) -> Any:
 # ---------------------------------------------------------------------------------------------
 # The plan
 # ---------------------------------------------------------------------------------------------
-def _initializer(value: Any, arg: str) -> BaseInitializer:
+def _initializer(value: Any, arg: str) -> BaseInitializer | LSUV:
+    """An initializer value from a value, a name or a table; ``"lsuv"`` / ``{"name": "lsuv", ...}``
+    give an :class:`~jaxinit.lsuv.LSUV` (weights only: not for ``bias_init``)."""
+    if isinstance(value, str | dict) and (value if isinstance(value, str) else value.get("name")) == LSUV.name:
+        value = LSUV() if isinstance(value, str) else LSUV.from_dict(value)
+    if isinstance(value, LSUV):
+        if arg == "bias_init":
+            raise TypeError(f"bias_init must be an initializer drawing the biases; got {value!r} (LSUV rescales "
+                            "weight matrices on the data).")
+        return value
     if isinstance(value, BaseInitializer):
         return value
     if isinstance(value, str | dict):
@@ -211,7 +108,7 @@ class TrainPlan:
     width: int
     in_dim: int
     out_dim: int
-    initializers: tuple[BaseInitializer, ...]
+    initializers: tuple[BaseInitializer | LSUV, ...]
     activation: Any = "relu"
     bias_init: BaseInitializer = zeros
     dtype: str = "float32"
@@ -242,6 +139,10 @@ class TrainPlan:
         if not inits:
             raise ValueError("initializers must name at least one initializer; got ().")
         put("initializers", inits)
+        if self.lsuv and self.batch == 1:
+            raise ValueError(f"batch must be 0 or >= 2 with an LSUV initializer ({self.lsuv[0][1]!r}): LSUV fits "
+                             "each layer's output variance on the first minibatch, undefined for one example; "
+                             "got batch=1.")
         put("bias_init", _initializer(self.bias_init, "bias_init"))
         dt = np.dtype(self.dtype)
         if not jnp.issubdtype(dt, jnp.floating):
@@ -295,6 +196,22 @@ class TrainPlan:
         return len(self.initializers)
 
     @property
+    def drawn(self) -> tuple[BaseInitializer, ...]:
+        """The initializer that draws each entry's weights: itself, or an LSUV entry's base."""
+        return tuple(i.base if isinstance(i, LSUV) else i for i in self.initializers)
+
+    @property
+    def lsuv(self) -> tuple[tuple[int, LSUV], ...]:
+        """``(index, spec)`` of every LSUV entry (empty: the programs compile no fit)."""
+        return tuple((i, init) for i, init in enumerate(self.initializers) if isinstance(init, LSUV))
+
+    def fit_rows(self, n_train: int) -> int:
+        """Rows of the LSUV fit's batch: the first minibatch's ``batch`` rows (the rows the first step
+        sees); full-batch training (``batch = 0``): the first ``min(n_train, LSUV_FULL_BATCH_ROWS)``
+        rows of the training set."""
+        return self.batch or min(n_train, LSUV_FULL_BATCH_ROWS)
+
+    @property
     def chunk_steps(self) -> int:
         """Training steps between evaluations: ``min(eval_every, steps)``."""
         return min(self.eval_every, self.steps)
@@ -313,7 +230,7 @@ class TrainPlan:
     def second_moment(self, layer: int) -> np.ndarray:
         """E[W^2] per initializer at ``layer`` (what a weight_variance grid point rescales)."""
         shape = self.layer_shape(layer)
-        return np.asarray([i.variance(shape) + i.mean(shape) ** 2 for i in self.initializers])
+        return np.asarray([i.variance(shape) + i.mean(shape) ** 2 for i in self.drawn])
 
     def check_data(self, n_train: int, in_dim: int) -> None:
         """ValueError when the data does not fit the plan (batch larger than the training set, ...)."""
@@ -322,12 +239,31 @@ class TrainPlan:
         if self.batch > n_train:
             raise ValueError(f"batch must be <= the training set's {n_train} examples (0: full batch); "
                              f"got batch={self.batch}.")
+        if self.lsuv and self.fit_rows(n_train) < 2:
+            raise ValueError(f"LSUV ({self.lsuv[0][1]!r}) fits each layer's output variance on a batch of the "
+                             f"training set: it needs at least 2 examples; got a training set of {n_train}.")
+
+
+def warn_lsuv(plan: TrainPlan, reached: Sequence[np.ndarray | None], labels: Sequence[str] | None = None) -> None:
+    """One :class:`~jaxinit.lsuv.LSUVWarning` for a whole training run whose LSUV entries missed their
+    tolerance (none otherwise).
+
+    ``reached``: the ``lsuv_variance`` arrays of the run's chunks, ``(n_init, n_grid, seeds, depth + 1)``
+    as :func:`~jaxinit.lab.engine.train.run_chunk` returns them (``None`` entries are skipped);
+    ``labels``: the initializers' labels (default: their ``repr``).
+    """
+    arrays = [np.asarray(a) for a in reached if a is not None]
+    if not plan.lsuv or not arrays:
+        return
+    variance = np.concatenate(arrays, axis=2)
+    names = layer_names(plan.depth, True)
+    warn_members([(labels[i] if labels is not None else repr(spec), spec, names, variance[i])
+                  for i, spec in plan.lsuv])
 
 
 def eval_steps(plan: TrainPlan) -> np.ndarray:
     """The steps at which members are evaluated: ``0, e, 2e, ..., steps`` (int32)."""
-    k = np.arange(plan.n_chunks + 1, dtype=np.int64) * plan.chunk_steps
-    return np.minimum(k, plan.steps).astype(np.int32)
+    return np.asarray(evaluation_steps(plan.steps, plan.eval_every), np.int32)
 
 
 def _wide(plan: TrainPlan) -> np.dtype:

@@ -1,0 +1,213 @@
+"""One training run, composed: config -> data -> training engine -> results folder, with the
+progress bar, resumption and the stall watchdog (those of :mod:`jaxinit.lab.run`).
+
+The folder is the sweep's (:mod:`jaxinit.lab.store`): one chunk file per finished chunk of seeds,
+``arrays.npz`` / ``summary.csv`` / ``meta.json`` once every seed of every program is done, and a
+rerun of the same command resumes an interrupted run. Arrays have dims ``(program, initializer,
+grid_point, seed, ...)``: per evaluation ``(..., step)`` and ``(..., step, layer)``, per member
+``(...)`` and ``distinct_units`` ``(..., layer)``; the names are the training engine's
+(:mod:`jaxinit.lab.engine.train`), the evaluated steps the ``step`` coordinate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxinit.errors import ConfigError
+from jaxinit.lab import data as data_lib
+from jaxinit.lab.engine.train import (
+    EVAL_FIELDS,
+    EVAL_LAYER_FIELDS,
+    TrainPlan,
+    compile_train,
+    grid_arrays,
+    layout,
+    run_chunk,
+)
+from jaxinit.lab.run import SweepStalled, _discard, _session_timings, _watched, stall_limit
+
+# Trailing dims of what the engine records (anything else is per member, or per member and layer).
+_DIMS = {**{name: ("step",) for name in EVAL_FIELDS}, **{name: ("step", "layer") for name in EVAL_LAYER_FIELDS},
+         "distinct_units": ("layer",)}
+
+
+def dataset(config) -> data_lib.Dataset:
+    """The training run's :class:`~jaxinit.lab.data.Dataset`, from ``config.data``.
+
+    Raises:
+      ConfigError: the data cannot be built (an ``.npz`` that is missing or malformed), naming the key.
+    """
+    d = config.data
+    try:
+        if d.name == "digits":
+            return data_lib.digits(d.test_fraction, d.seed)
+        if d.name == "teacher":
+            return data_lib.teacher(d.n, d.in_dim, out_dim=d.out_dim if d.task == "regression" else 1,
+                                    task=d.task, n_classes=d.n_classes or 4, noise=d.noise,
+                                    test_fraction=d.test_fraction, seed=d.seed)
+        return data_lib.from_npz(d.path, task=d.task, n_classes=d.n_classes)
+    except FileNotFoundError:
+        raise ConfigError(config.source, "data.path", "no such file", d.path) from None
+    except (OSError, EOFError, ValueError) as err:
+        key = "data.path" if d.name == "npz" else "data"
+        raise ConfigError(config.source, key, str(err).rstrip("."),
+                          d.path if d.name == "npz" else ConfigError.NO_VALUE) from None
+
+
+def _fingerprint(data: data_lib.Dataset) -> str:
+    """A digest of the arrays the members train on: a resumed run must see the same data."""
+    digest = hashlib.sha256()
+    for array in data.arrays():
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def plan_for(config, program, data: data_lib.Dataset) -> TrainPlan:
+    """The :class:`TrainPlan` of one program (a distinct depth, width and activation) of a training run."""
+    t = config.train
+    name, kwargs = t.optimizer
+    return TrainPlan(
+        depth=program.depth, width=program.width, in_dim=data.in_dim, out_dim=data.out_dim,
+        initializers=tuple(e.init for e in config.sweep.initializers), activation=program.activation,
+        bias_init=config.network.bias.init, dtype=config.network.dtype, task=data.task, loss=t.loss,
+        optimizer=name, optimizer_kwargs=kwargs, learning_rate=t.learning_rate, clip_global_norm=t.clip_global_norm,
+        steps=t.steps, batch=t.batch, eval_every=t.eval_every, target_loss=t.target_loss,
+        target_accuracy=t.target_accuracy)
+
+
+def train(config, *, out: str | None = None, fresh: bool = False, progress: bool = True,
+          stop_after_chunks: int | None = None, stall_timeout: float | None = None,
+          notify: Callable[[str], None] | None = None):
+    """Run a validated training config into its results folder and return the assembled :class:`Results`.
+
+    Every member (initializer x grid point x seed) of one program trains in one compiled program;
+    chunks of seeds (``output.chunk``, default one vmap block per device) are written as they
+    finish, so an interrupted run resumes from its last finished chunk. ``stop_after_chunks``,
+    ``stall_timeout``, ``notify`` and the folder's lifetime are those of :func:`jaxinit.lab.run.run`.
+
+    Raises:
+      ValueError: ``config`` is a sweep, not a training run.
+      ConfigError: the data cannot be built; ResultsError: the folder (another config's results,
+      data that changed since the run began).
+    """
+    from tqdm.auto import tqdm
+
+    from jaxinit.lab import store as results_lib
+    from jaxinit.lab.store.layout import _now, _ranges
+
+    if getattr(config, "kind", None) != "train":
+        raise ValueError(f"config must be a training run (a config with a [train] section); got a "
+                         f"{getattr(config, 'kind', type(config).__name__)} config. Run sweeps with "
+                         "jaxinit.lab.run.run.")
+    if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and stall_timeout >= 0):
+        raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
+    say = notify or logging.getLogger(__name__).warning
+    data = dataset(config)
+    programs = config.programs()
+    plans = {p.id: plan_for(config, p, data) for p in programs}  # a bad plan fails before any file is made
+    points = config.grid_points()
+    grid = grid_arrays(plans[programs[0].id], [dict(p) for p in points])
+    n_seeds = config.sweep.seeds
+    fingerprint = _fingerprint(data)
+    folder = results_lib.ResultsFolder(out or config.output.dir)
+    path = folder.path.absolute()
+    created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
+    written = 0
+    try:
+        resumed = folder.prepare(config, fresh=fresh)
+        described = {"name": config.data.name, "task": data.task, "n_train": data.n_train, "n_test": data.n_test,
+                     "in_dim": data.in_dim, "out_dim": data.out_dim, "fingerprint": fingerprint}
+        old = folder.read_meta().get("data")
+        if resumed and old and old.get("fingerprint") != fingerprint:
+            raise folder._error(f"was trained on other data (fingerprint {old.get('fingerprint')} != {fingerprint}: "
+                                f"the {config.data.name} data changed since the run began); start over with "
+                                "fresh=True, or write elsewhere (another output.dir)")
+        folder.write_meta({"data": described})
+        layouts, work = {}, []
+        for program in programs:
+            chunks = layouts[program.id] = _layout(config, n_seeds)
+            todo = chunks.chunks(folder.missing_seeds(program.id))
+            work += [(program, i + 1, len(todo), seeds) for i, seeds in enumerate(todo)]
+        if work and config.output.chunk > 0:
+            size = layouts[programs[0].id].size
+            if size != config.output.chunk and config.output.chunk < n_seeds:
+                say(f"output.chunk = {config.output.chunk} rounded up to {size} seeds per chunk: a chunk is a "
+                    "multiple of the seeds trained together on every device")
+        timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
+        finished: dict[str, list[float]] = {}
+        start, started_at = time.perf_counter(), _now()
+        members = len(config.sweep.initializers) * len(points)
+        total = sum(len(seeds) for *_, seeds in work) * members * config.train.steps
+        bar = tqdm(total=total, desc="training", unit=" member-steps", unit_scale=True,
+                   disable=not progress or not work, mininterval=0.5, leave=False)
+        compiled: dict[str, Any] = {}
+        try:
+            for program, index, count, seeds in work:
+                plan, chunks = plans[program.id], layouts[program.id]
+                bar.set_postfix_str(f"{program.id} chunk {index}/{count}", refresh=False)
+                if program.id not in compiled:
+                    compiled[program.id], seconds = compile_train(plan, data.n_train, data.n_test, len(points), chunks)
+                    timings["compile_s"][program.id] = seconds
+                limit = (stall_limit(finished.get(program.id, []), timings["compile_s"][program.id])
+                         if stall_timeout is None else float(stall_timeout) or None)
+
+                def stalled(elapsed, limit, program=program, index=index, count=count, seeds=seeds):
+                    return SweepStalled(
+                        f"no progress for {elapsed:.0f} s in program {program.id}, chunk {index} of {count} "
+                        f"(seeds {_ranges(seeds)}; stall limit {limit:g} s). Finished chunks are "
+                        f"kept in {folder.path}: run it again to resume, or give a larger "
+                        "stall_timeout (seconds; 0 waits forever)", program.id, index, count, seeds)
+
+                t0 = time.perf_counter()
+                arrays = _watched(
+                    lambda plan=plan, chunks=chunks, program=program, seeds=seeds: run_chunk(
+                        compiled[program.id], plan, chunks, data, config.sweep.base_seed, seeds, grid),
+                    limit, jax.default_backend() == "cpu", stalled)
+                folder.write_chunk(program.id, None, arrays, seeds,
+                                   dims={k: v for k, v in _DIMS.items() if k in arrays})
+                seconds = time.perf_counter() - t0
+                finished.setdefault(program.id, []).append(seconds)
+                timings["run_s"][program.id] = timings["run_s"].get(program.id, 0.0) + seconds
+                written += 1
+                bar.update(len(seeds) * members * config.train.steps)
+                if stop_after_chunks is not None and written >= stop_after_chunks:
+                    return None
+        finally:
+            bar.close()
+            timings["wall_s"] = time.perf_counter() - start
+            session = None
+            if written or timings["compile_s"]:
+                session = {"started": started_at, "device": results_lib.device_description(),
+                           "timings": timings, "chunks_written": written}
+            folder.write_meta({
+                **_session_timings(folder.read_meta(), session),
+                "chunk_plan": {pid: dataclasses.asdict(c) for pid, c in layouts.items()},
+                "engine": {"seed_block": {pid: c.block for pid, c in layouts.items()},
+                           "common_random_numbers": "every initializer and grid point of a seed starts from the "
+                                                    "same keys and sees the same minibatches"},
+            })
+    except BaseException:
+        if written == 0:
+            _discard(path, created)
+        raise
+    return folder.assemble(config)
+
+
+def _layout(config, n_seeds: int):
+    """Chunks of ``output.chunk`` seeds, default one vmap block per device (the progress bar and
+    resumption advance by chunk; a member's numbers depend on neither)."""
+    base = layout(n_seeds)
+    chunk = config.output.chunk if config.output.chunk > 0 else base.block * base.devices
+    return layout(n_seeds, chunk=chunk)
+
+
+__all__ = ["dataset", "plan_for", "train"]

@@ -186,7 +186,7 @@ def test_a_rounded_chunk_size_is_said(tmp_path):
     lab_run.run(small(tmp_path / "a", chunk=3), progress=False, notify=notes.append)
     assert len(notes) == 1
     assert notes[0].startswith("output.chunk = 3 rounded up to 4 seeds per chunk in depth2-width8-tanh: a chunk "
-                               "is a multiple of 4 seeds per vmap block x 1 device(s)")
+                               "is a multiple of 4 seeds per vmap block (the program's fixed block")
     quiet = []
     lab_run.run(small(tmp_path / "b", chunk=4), progress=False, notify=quiet.append)
     lab_run.run(small(tmp_path / "c", chunk=0), progress=False, notify=quiet.append)

@@ -26,6 +26,7 @@ from jaxinit.lab.engine.sweep import (
     plan_for,
     precision_note,
 )
+from jaxinit.lab.engine.sweep.plan import warn_lsuv
 
 
 class SweepStalled(RuntimeError):
@@ -97,16 +98,16 @@ def _chunk_notes(config, chunk_plans: dict[str, ChunkPlan]) -> list[str]:
     requested, n_seeds = config.output.chunk, config.sweep.seeds
     if requested <= 0:
         return []
-    by_outcome: dict[tuple[int, int, int], list[str]] = {}
+    by_outcome: dict[tuple[int, int], list[str]] = {}
     for pid, cp in chunk_plans.items():
         if min(cp.size, n_seeds) != min(requested, n_seeds):
-            by_outcome.setdefault((min(cp.size, n_seeds), cp.block, cp.devices), []).append(pid)
+            by_outcome.setdefault((min(cp.size, n_seeds), cp.block), []).append(pid)
     notes = []
-    for (size, block, devices), pids in by_outcome.items():
+    for (size, block), pids in by_outcome.items():
         where = pids[0] if len(pids) == 1 else f"{len(pids)} programs ({pids[0]}, ...)"
         notes.append(f"output.chunk = {requested} rounded up to {size} seeds per chunk in {where}: a chunk "
-                     f"is a multiple of {block} seeds per vmap block x {devices} device(s), so that a "
-                     "seed's numbers do not depend on its chunk")
+                     f"is a multiple of {block} seeds per vmap block (the program's fixed block: a seed's "
+                     "numbers depend on it, never on the chunk, the devices or the memory budget)")
     return notes
 
 
@@ -195,6 +196,7 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
         bar = tqdm(total=len(work), desc="chunks", unit="chunk", disable=not progress or not work,
                    mininterval=0.5, leave=False)
         compiled_for: dict[str, Any] = {}
+        lsuv_reached: dict[str, list[Any]] = {}  # what LSUV entries reached: not stored, warned once per run
         try:
             for program, index, count, seeds in work:
                 plan, cp = plans[program.id], chunk_plans[program.id]
@@ -218,6 +220,8 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
                     lambda plan=plan, cp=cp, program=program, seeds=seeds: measure_chunk(
                         compiled_for[program.id], plan, cp, config.sweep.base_seed, seeds, wv, bv),
                     limit, jax.default_backend() == "cpu", stalled)
+                if "lsuv_variance" in arrays:
+                    lsuv_reached.setdefault(program.id, []).append(arrays.pop("lsuv_variance"))
                 dims = {"spectrum": ("singular_value",)} if "spectrum" in arrays else None
                 folder.write_chunk(program.id, None, arrays, seeds, dims=dims)
                 seconds = time.perf_counter() - t0
@@ -226,7 +230,9 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
                 written += 1
                 bar.update(1)
                 if stop_after_chunks is not None and written >= stop_after_chunks:
+                    warn_lsuv(plans, lsuv_reached, config.sweep.labels)
                     return None
+            warn_lsuv(plans, lsuv_reached, config.sweep.labels)
         finally:
             bar.close()
             timings["wall_s"] = time.perf_counter() - start

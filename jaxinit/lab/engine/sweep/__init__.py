@@ -2,9 +2,11 @@
 
 Structure of one compiled program (one per distinct (depth, width, activation)):
 
-* seeds are mapped with ``lax.map(..., batch_size=block)`` (:class:`ChunkPlan`): every seed is computed inside a
-  vmap of the same fixed width, so a seed's numbers do not depend on the chunk it landed in (chunks
-  are padded to a multiple of the block and sharded over local devices with ``shard_map``);
+* seeds are computed in blocks: a vmap of a fixed width (:func:`seed_block`, a function of the
+  program and the seed count alone) is one compiled single-device program, loaded unchanged on
+  every local device, and a chunk's blocks are spread over the devices (:class:`ChunkPlan`). So a
+  seed's numbers depend on neither the chunk it landed in, nor the device count, nor the memory
+  budget (which only bounds the blocks in flight);
 * per seed, a ``lax.scan`` over layers draws each layer's weights inside the step from
   ``fold_in(fold_in(root_key, seed), layer)``: memory and compile time do not grow with depth;
 * every (initializer, grid point) pair of the seed — a *combo* — runs in the same step. Initializers
@@ -62,7 +64,7 @@ from jaxinit.lab.engine.sweep.chunks import (
     measure_chunk,
     plan_for,
     precision_note,
-    seeds_in_flight,
+    seed_block,
 )
 from jaxinit.lab.engine.sweep.inputs import make_inputs, readout_loss_grad
 from jaxinit.lab.engine.sweep.plan import (
@@ -81,5 +83,5 @@ __all__ = [
     "chunk_plan", "compile_program", "data_key", "default_memory_budget", "first_grad_underflow",
     "forward_stats", "grid_arrays", "layer_weights", "lower_program", "make_inputs", "measure_chunk",
     "noise_group", "plan_for", "precision_note", "random_bits", "readout_loss_grad", "seed_key",
-    "seeds_in_flight",
+    "seed_block",
 ]

@@ -1,10 +1,10 @@
-"""Programs, chunks and devices: the plan of a config's program, seeds in flight from a memory
-budget, one compiled program per plan, a chunk run and its arrays; the precision note."""
+"""Programs, chunks and devices: the plan of a config's program, its fixed seed block, chunks and
+the blocks in flight from a memory budget, one compiled program per plan on every device, a chunk
+run and its arrays; the precision note."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from jaxinit import probes
 from jaxinit.initializers._base import wide_dtype
 from jaxinit.lab.config import READOUT_DIM
+from jaxinit.lab.engine.devices import OnDevices, lower_on, on_devices, run_blocks
 from jaxinit.lab.engine.sweep.layers import HIGHEST
 from jaxinit.lab.engine.sweep.plan import Plan
 from jaxinit.lab.engine.sweep.seed import _seed_measure
@@ -109,7 +110,7 @@ def bytes_per_seed(plan: Plan, n_grid: int) -> int:
 
 
 def default_memory_budget() -> int:
-    """Bytes for the seeds in flight: half the accelerator's memory, or 2 GiB on the CPU."""
+    """Bytes for the blocks in flight: half the accelerator's memory, or 2 GiB on the CPU."""
     device = jax.local_devices()[0]
     try:
         stats = device.memory_stats() or {}
@@ -120,94 +121,125 @@ def default_memory_budget() -> int:
     return 2 * 1024**3
 
 
-def seeds_in_flight(plan: Plan, n_grid: int, budget: int) -> int:
-    """Seeds computed together in one vmap (a power of two); fixed per program, so every seed's
-    numbers are the same whichever chunk it lands in. The CPU gains nothing beyond 4."""
-    cap = 4 if jax.default_backend() == "cpu" else 64
-    fit = max(1, budget // max(1, bytes_per_seed(plan, n_grid)))
+# A block's estimated working set (bytes_per_seed x block) stays under this: a fixed constant, so
+# that the block, which a member's numbers depend on, is a function of the program alone.
+BLOCK_BYTES = 2**30
+# Seeds per vmap block at most: the CPU gains nothing beyond 4 (measured), accelerators want more.
+BLOCK_CAP = {"cpu": 4}
+BLOCK_CAP_DEFAULT = 64
+
+
+def seed_block(plan: Plan, n_grid: int, n_seeds: int, backend: str | None = None) -> int:
+    """Seeds computed together in one vmap: the largest power of two <= the backend's cap
+    (:data:`BLOCK_CAP`: 4 on the CPU, 64 elsewhere) whose estimated working set
+    (:func:`bytes_per_seed` x block) fits :data:`BLOCK_BYTES`, and at most ``n_seeds``.
+
+    A member's numbers depend on its block width (XLA may compile a batched op differently for
+    another width), so the block is a function of the program (shapes, dtype, probes, grid size),
+    the sweep's seed count and the backend: never of the device count, the chunk size or the
+    memory budget, which only decide how many blocks run at once (:func:`chunk_plan`).
+    """
+    cap = BLOCK_CAP.get(backend or jax.default_backend(), BLOCK_CAP_DEFAULT)
+    fit = max(1, BLOCK_BYTES // max(1, bytes_per_seed(plan, n_grid)))
     block = 1
     while block * 2 <= min(cap, fit):
         block *= 2
-    return block
+    return min(block, max(1, n_seeds))
 
 
 @dataclasses.dataclass(frozen=True)
 class ChunkPlan:
-    """How one program's seeds are cut: ``block`` seeds per vmap, ``size`` seeds per chunk."""
+    """How one program's seeds are cut: ``block`` seeds per vmap (a member's numbers depend on it
+    alone), ``size`` seeds per chunk (a multiple of ``block``: only a chunk's last block may be
+    padded), blocks spread over ``devices`` local devices, at most ``in_flight`` blocks dispatched
+    and unfinished at once (0: two per device)."""
 
     block: int
     size: int
     devices: int
+    in_flight: int = 0
 
     def chunks(self, seeds: Sequence[int]) -> list[list[int]]:
         return [list(seeds[i:i + self.size]) for i in range(0, len(seeds), self.size)]
 
+    @property
+    def blocks_in_flight(self) -> int:
+        return self.in_flight or 2 * self.devices
+
 
 def chunk_plan(plan: Plan, n_grid: int, n_seeds: int, chunk: int = 0, memory_budget_mb: float | None = None,
                devices: int | None = None) -> ChunkPlan:
-    """Seeds in flight from the memory budget; chunk size a multiple of block x devices.
+    """The block (:func:`seed_block`), the devices, the chunk size and the blocks in flight.
 
     By default every local device takes part, but no more devices than there are blocks of seeds
-    (more would only compute padding).
+    (more would have nothing to run). ``chunk = 0`` picks about an eighth of the seeds, at least a
+    block per device; a chunk is rounded up to a multiple of the block. The memory budget (default
+    :func:`default_memory_budget`) bounds the blocks in flight (at least one, at most two per
+    device): it never changes the block, so it never changes a number.
     """
-    budget = int(memory_budget_mb * 2**20) if memory_budget_mb else default_memory_budget()
+    block = seed_block(plan, n_grid, n_seeds)
     if devices is None:
-        devices = jax.local_device_count()
-        block = min(seeds_in_flight(plan, n_grid, budget // devices), max(1, n_seeds))
-        devices = max(1, min(devices, -(-n_seeds // block)))
-    block = min(seeds_in_flight(plan, n_grid, budget // devices), max(1, n_seeds))
-    unit = block * devices
+        devices = max(1, min(jax.local_device_count(), -(-n_seeds // block)))
+    budget = int(memory_budget_mb * 2**20) if memory_budget_mb else default_memory_budget()
+    in_flight = max(1, min(2 * devices, budget // max(1, block * bytes_per_seed(plan, n_grid))))
     if chunk <= 0:  # about eight chunks: progress to see, and little lost to an interruption
-        chunk = max(unit, -(-n_seeds // 8))
-    size = -(-chunk // unit) * unit
-    return ChunkPlan(block=block, size=size, devices=devices)
+        chunk = max(block * devices, -(-n_seeds // 8))
+    size = -(-chunk // block) * block
+    return ChunkPlan(block=block, size=size, devices=devices, in_flight=in_flight)
 
 
-def compile_program(plan: Plan, chunks: ChunkPlan, n_grid: int):
-    """One compiled program: (base_seed, seed ids of a chunk, grid arrays) -> per-combo arrays.
+def _block_program(plan: Plan):
+    def per_block(base_seed, seeds, wv, bv):
+        return jax.vmap(lambda s: _seed_measure(plan, base_seed, s, wv, bv))(seeds)
+    return per_block
 
-    Returns ``(compiled, seconds)``. Outputs have the seed axis first: ``(chunk, n_init, n_grid, ...)``.
+
+def _block_structs(plan: Plan, chunks: ChunkPlan, n_grid: int) -> tuple[jax.ShapeDtypeStruct, ...]:
+    wide = wide_dtype(np.dtype(plan.dtype))
+    return (jax.ShapeDtypeStruct((), jnp.uint32), jax.ShapeDtypeStruct((chunks.block,), jnp.int32),
+            jax.ShapeDtypeStruct((n_grid,), wide), jax.ShapeDtypeStruct((n_grid,), wide))
+
+
+def compile_program(plan: Plan, chunks: ChunkPlan, n_grid: int) -> tuple[OnDevices, float]:
+    """One compiled program on ``chunks.devices`` devices: (base_seed, a block of seed ids, grid
+    arrays) -> per-combo arrays, seed axis first: ``(block, n_init, n_grid, ...)``.
+
+    The program is compiled once and the same executable is loaded on every device
+    (:func:`~jaxinit.lab.engine.devices.on_devices`). Returns ``(program, seconds)``.
     """
     lowered, seconds = lower_program(plan, chunks, n_grid)
-    start = time.perf_counter()
-    compiled = lowered.compile()
-    return compiled, seconds + time.perf_counter() - start
+    program, more = on_devices(_block_program(plan), _block_structs(plan, chunks, n_grid), chunks.devices,
+                               lowered=lowered)
+    return program, seconds + more
 
 
 def lower_program(plan: Plan, chunks: ChunkPlan, n_grid: int):
-    """The traced and lowered program (tracing holds the GIL; XLA compilation, after, does not)."""
-    def per_chunk(base_seed, seeds, wv, bv):
-        return jax.lax.map(lambda s: _seed_measure(plan, base_seed, s, wv, bv), seeds, batch_size=chunks.block)
-
-    fn, seed_sharding = per_chunk, None
-    if chunks.devices > 1:
-        # Each device maps over its own slice of the chunk's seeds with the same per-seed program.
-        mesh = jax.make_mesh((chunks.devices,), ("seeds",), devices=jax.local_devices()[:chunks.devices])
-        P = jax.sharding.PartitionSpec
-        seed_sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
-        fn = jax.shard_map(per_chunk, mesh=mesh, in_specs=(P(), P("seeds"), P(), P()), out_specs=P("seeds"))
-    wide = wide_dtype(np.dtype(plan.dtype))
-    args = (jax.ShapeDtypeStruct((), jnp.uint32),
-            jax.ShapeDtypeStruct((chunks.size,), jnp.int32, sharding=seed_sharding),
-            jax.ShapeDtypeStruct((n_grid,), wide), jax.ShapeDtypeStruct((n_grid,), wide))
-    start = time.perf_counter()
-    lowered = jax.jit(fn).lower(*args)
-    return lowered, time.perf_counter() - start
+    """The traced and lowered program of one block (tracing holds the GIL; XLA compilation, after,
+    does not); returns ``(lowered, seconds)``."""
+    return lower_on(_block_program(plan), _block_structs(plan, chunks, n_grid))
 
 
-def measure_chunk(compiled, plan: Plan, chunks: ChunkPlan, base_seed: int, seed_ids: Sequence[int],
+def measure_chunk(compiled: OnDevices, plan: Plan, chunks: ChunkPlan, base_seed: int, seed_ids: Sequence[int],
                   wv: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
-    """Run one chunk (padded to the compiled size with repeats of its last seed) and return numpy
-    arrays shaped ``(n_init, n_grid, len(seed_ids), ...)`` as the results folder stores them."""
+    """Run one chunk, block by block over the devices (the last block padded with repeats of the
+    chunk's last seed), and return numpy arrays shaped ``(n_init, n_grid, len(seed_ids), ...)``
+    as the results folder stores them."""
     n = len(seed_ids)
     bias_values = np.asarray(bv, np.float64)
     if not plan.grid_bias and not np.isnan(bias_values).all():
         raise ValueError(f"bias_variance grid values {bias_values.tolist()} need a program compiled with "
                          "Plan(grid_bias=True); this one draws no bias noise.")
-    padded = np.asarray(list(seed_ids) + [seed_ids[-1]] * (chunks.size - n), np.int32)
+    block = chunks.block
+    n_blocks = -(-n // block)
+    padded = np.asarray(list(seed_ids) + [seed_ids[-1]] * (n_blocks * block - n), np.int32)
     wide = wide_dtype(np.dtype(plan.dtype))
-    seeds = jnp.asarray(padded)
-    if chunks.devices > 1:
-        seeds = jax.device_put(seeds, compiled.input_shardings[0][1])
-    out = compiled(np.uint32(base_seed), seeds, np.asarray(wv, wide), np.asarray(bv, wide))
-    return {k: np.moveaxis(np.asarray(v)[:n], 0, 2) for k, v in out.items()}
+    shared = [jax.device_put((np.uint32(base_seed), np.asarray(wv, wide), np.asarray(bv, wide)), d)
+              for d in compiled.devices]
+
+    def launch(i):
+        d = i % len(compiled)
+        base, w, b = shared[d]
+        return compiled(d, base, jax.device_put(padded[i * block:(i + 1) * block], compiled.devices[d]), w, b)
+
+    parts = run_blocks(n_blocks, launch, chunks.blocks_in_flight)
+    return {k: np.moveaxis(np.concatenate([p[k] for p in parts])[:n], 0, 2) for k in parts[0]}

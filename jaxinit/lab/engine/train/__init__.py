@@ -3,9 +3,10 @@ r"""The training engine: every member of one network shape trains in one compile
 A *member* is one (initializer ``i``, grid point ``g``, seed ``s``). Structure of the program
 (:func:`compile_train`, one per :class:`TrainPlan`):
 
-* seeds are mapped with ``lax.map(..., batch_size=block)``: every seed trains inside a vmap of the
-  same fixed width, so its numbers do not depend on the chunk it landed in; chunks are padded to
-  a multiple of ``block x devices`` and sharded over local devices with ``shard_map`` (seed axis);
+* seeds train in blocks: a vmap of a fixed width (``block``) is one compiled single-device
+  program, loaded unchanged on every local device, and a chunk's blocks are spread over the
+  devices (only its last block is padded): a member's numbers depend on neither the chunk it
+  landed in nor the device count;
 * per seed, the members (initializer x grid point, initializer-major ``k = i * n_grid + g``) are
   vmapped: parameters and optimizer states are stacked over members;
 * training is a ``lax.scan`` over evaluation chunks, each a ``lax.scan`` of ``eval_every`` steps

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit.errors import check_int
-from jaxinit.lab.engine.train.plan import TrainPlan, _wide, eval_steps, grid_arrays
+from jaxinit.lab.engine.devices import OnDevices, on_devices, run_blocks
+from jaxinit.lab.engine.train.plan import TrainPlan, _wide, eval_steps, grid_arrays, warn_lsuv
 from jaxinit.lab.engine.train.seed import _seed_init, _seed_train
 
 
@@ -23,20 +24,27 @@ from jaxinit.lab.engine.train.seed import _seed_init, _seed_train
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """How one program's seeds are cut: ``block`` seeds per vmap (fixed: a member's numbers depend
-    on it, not on ``size`` or ``devices``), ``size`` seeds per chunk, ``devices`` local devices."""
+    on it, not on ``size``, ``devices`` or ``in_flight``), ``size`` seeds per chunk (a multiple of
+    ``block``), blocks spread over ``devices`` local devices, at most ``in_flight`` blocks
+    dispatched and unfinished at once (0: two per device)."""
 
     block: int
     size: int
     devices: int
+    in_flight: int = 0
 
     def chunks(self, seeds: Sequence[int]) -> list[list[int]]:
         return [list(seeds[i:i + self.size]) for i in range(0, len(seeds), self.size)]
+
+    @property
+    def blocks_in_flight(self) -> int:
+        return self.in_flight or 2 * self.devices
 
 
 def layout(n_seeds: int, *, chunk: int = 0, block: int | None = None, devices: int | None = None) -> Layout:
     """Seeds per vmap block (default: 4 on the CPU, 32 on accelerators, at most the seeds rounded
     up to a power of two), devices (default: every local device with a block of seeds to run) and a
-    chunk size that is a multiple of ``block x devices`` (default: all seeds in one chunk)."""
+    chunk size that is a multiple of ``block`` (default: all seeds in one chunk)."""
     n_seeds = check_int("n_seeds", n_seeds, minimum=1)
     if block is None:
         cap = 4 if jax.default_backend() == "cpu" else 32
@@ -49,9 +57,8 @@ def layout(n_seeds: int, *, chunk: int = 0, block: int | None = None, devices: i
     devices = check_int("devices", devices, minimum=1)
     if devices > jax.local_device_count():
         raise ValueError(f"devices must be <= the {jax.local_device_count()} local device(s); got {devices}.")
-    unit = block * devices
     chunk = n_seeds if chunk <= 0 else chunk
-    return Layout(block=block, size=-(-chunk // unit) * unit, devices=devices)
+    return Layout(block=block, size=-(-chunk // block) * block, devices=devices)
 
 
 def _data_structs(plan: TrainPlan, n_train: int, n_test: int) -> tuple[jax.ShapeDtypeStruct, ...]:
@@ -63,29 +70,34 @@ def _data_structs(plan: TrainPlan, n_train: int, n_test: int) -> tuple[jax.Shape
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """The two compiled programs of one plan: ``init`` (initial parameters of a chunk's members) and
-    ``train`` (the training of the chunk from them). Initialization is its own XLA program because
+    """The two compiled programs of one plan: ``init`` (initial parameters of a block's members) and
+    ``train`` (the training of the block from them), each one executable loaded on every device
+    (:class:`~jaxinit.lab.engine.devices.OnDevices`). Initialization is its own XLA program because
     its random-number code, compiled inside the training loop's nest, tripled the compile time."""
 
-    init: Any
-    train: Any
+    init: OnDevices
+    train: OnDevices
 
 
 def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunks: Layout) -> tuple[Program, float]:
-    """Compile the :class:`Program` of ``plan`` for chunks of ``chunks.size`` seeds; returns
-    ``(program, seconds)``. Run it on every chunk of seeds with :func:`run_chunk` (no
-    recompilation per chunk). Outputs have the seed axis first."""
+    """Compile the :class:`Program` of ``plan`` for blocks of ``chunks.block`` seeds, once, and
+    load it on ``chunks.devices`` devices; returns ``(program, seconds)``. Run it on every chunk of
+    seeds with :func:`run_chunk` (no recompilation per chunk). Outputs have the seed axis first.
+
+    Every device runs the same executable (:func:`~jaxinit.lab.engine.devices.on_devices`), so a
+    member's numbers do not depend on the device count: a ``shard_map`` over the devices was
+    compiled differently for one device and for two (1-2 ulp apart in the losses, measured)."""
     plan.check_data(n_train, plan.in_dim)
     wide = _wide(plan)
 
-    def init_chunk(base_seed, seeds, wv, bv):
-        # lax.map's batching cannot reshape zero-size outputs: depth 1's empty hidden stack is
-        # dropped from the map and restored after it.
+    def init_chunk(base_seed, seeds, wv, bv, x_train):  # x_train: LSUV's fit batch comes from it
+        # Batching a zero-size output is avoided: depth 1's empty hidden stack is dropped from the
+        # vmap and restored after it.
         def one(s):
-            p = _seed_init(plan, base_seed, s, wv, bv)
+            p = _seed_init(plan, base_seed, s, wv, bv, x_train)
             return p if plan.depth > 1 else {k: v for k, v in p.items() if k != "hidden"}
 
-        out = jax.lax.map(one, seeds, batch_size=chunks.block)
+        out = jax.vmap(one)(seeds)
         if plan.depth == 1:
             n = seeds.shape[0]
             m = plan.n_init * wv.shape[0]
@@ -95,27 +107,17 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
         return out
 
     def train_chunk(base_seed, seeds, params, lr, *data):
-        return jax.lax.map(lambda sp: _seed_train(plan, base_seed, sp[0], sp[1], lr, *data), (seeds, params),
-                           batch_size=chunks.block)
+        return jax.vmap(lambda s, p: _seed_train(plan, base_seed, s, p, lr, *data))(seeds, params)
 
-    # shard_map even over one device: the per-device program is then the same for every device
-    # count (a plain jit of the same function fused the gradient norms differently, 1 ulp apart).
-    if True:
-        mesh = jax.make_mesh((chunks.devices,), ("seeds",), devices=jax.local_devices()[:chunks.devices])
-        P = jax.sharding.PartitionSpec
-        seed_sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
-        init_chunk = jax.shard_map(init_chunk, mesh=mesh, in_specs=(P(), P("seeds"), P(), P()),
-                                   out_specs=P("seeds"), check_vma=False)
-        train_chunk = jax.shard_map(train_chunk, mesh=mesh, in_specs=(P(), P("seeds"), P("seeds"), *(P(),) * 5),
-                                    out_specs=P("seeds"), check_vma=False)
     base = jax.ShapeDtypeStruct((), jnp.uint32)
-    seeds = jax.ShapeDtypeStruct((chunks.size,), jnp.int32, sharding=seed_sharding)
+    seeds = jax.ShapeDtypeStruct((chunks.block,), jnp.int32)
     grid = jax.ShapeDtypeStruct((n_grid,), wide)
     start = time.perf_counter()
-    init = jax.jit(init_chunk).lower(base, seeds, grid, grid).compile()
-    params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=seed_sharding),
-                          jax.eval_shape(init_chunk, base, seeds, grid, grid))
-    train = jax.jit(train_chunk).lower(base, seeds, params, grid, *_data_structs(plan, n_train, n_test)).compile()
+    data = _data_structs(plan, n_train, n_test)
+    init_args = (base, seeds, grid, grid, data[0])
+    init, _ = on_devices(init_chunk, init_args, chunks.devices)
+    params = jax.eval_shape(init_chunk, *init_args)
+    train, _ = on_devices(train_chunk, (base, seeds, params, grid, *data), chunks.devices)
     return Program(init, train), time.perf_counter() - start
 
 
@@ -133,19 +135,29 @@ def _data_arrays(plan: TrainPlan, data: Any) -> tuple[np.ndarray, ...]:
 
 def run_chunk(program: Program, plan: TrainPlan, chunks: Layout, data: Any, base_seed: int,
               seed_ids: Sequence[int], grid: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
-    """Run one chunk of seeds (padded to the compiled size with repeats of its last seed); numpy
-    arrays shaped ``(n_init, n_grid, len(seed_ids), ...)``."""
+    """Run one chunk of seeds, block by block over the devices (the last block padded with repeats
+    of the chunk's last seed); numpy arrays shaped ``(n_init, n_grid, len(seed_ids), ...)``."""
     n = len(seed_ids)
     if not 1 <= n <= chunks.size:
         raise ValueError(f"a chunk holds 1 to {chunks.size} seeds; got {n}.")
-    padded = np.asarray(list(seed_ids) + [seed_ids[-1]] * (chunks.size - n), np.int32)
-    seeds = jnp.asarray(padded)
-    seeds = jax.device_put(seeds, program.init.input_shardings[0][1])
+    block = chunks.block
+    n_blocks = -(-n // block)
+    padded = np.asarray(list(seed_ids) + [seed_ids[-1]] * (n_blocks * block - n), np.int32)
     wide = _wide(plan)
     wv, bv, lr = (np.asarray(a, wide) for a in grid)
-    params = program.init(np.uint32(base_seed), seeds, wv, bv)
-    out = program.train(np.uint32(base_seed), seeds, params, lr, *_data_arrays(plan, data))
-    out = {k: np.moveaxis(np.asarray(v)[:n], 0, 2) for k, v in out.items()}
+    arrays = _data_arrays(plan, data)
+    devices = program.init.devices
+    shared = [jax.device_put((np.uint32(base_seed), wv, bv, lr, arrays), d) for d in devices]
+
+    def launch(i):
+        d = i % len(devices)
+        base, w, b, rate, xy = shared[d]
+        seeds = jax.device_put(padded[i * block:(i + 1) * block], devices[d])
+        params = program.init(d, base, seeds, w, b, xy[0])
+        return program.train(d, base, seeds, params, rate, *xy)
+
+    parts = run_blocks(n_blocks, launch, chunks.blocks_in_flight)
+    out = {k: np.moveaxis(np.concatenate([p[k] for p in parts])[:n], 0, 2) for k in parts[0]}
     return {**out, **_member_summary(plan, out)}
 
 
@@ -166,7 +178,10 @@ def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequ
     Returns:
       numpy arrays with dims ``(initializer, grid_point, seed, ...)``: per evaluation
       ``(..., step)`` and ``(..., step, layer)`` (steps :func:`eval_steps`), per member
-      ``(...)`` and ``distinct_units`` ``(..., layer)``; names in the module docstring.
+      ``(...)`` and ``distinct_units`` ``(..., layer)``; names in the module docstring. With LSUV
+      entries, ``lsuv_variance`` ``(..., layer)`` (layers ``0 .. depth``): each layer's output
+      variance on the LSUV fit batch (NaN for the other initializers); members that missed their
+      tolerance raise one :class:`~jaxinit.lsuv.LSUVWarning` for the call.
 
     Example:
       >>> import numpy as np, jaxinit
@@ -187,7 +202,9 @@ def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequ
     chunks = layout(len(seed_ids), chunk=chunk, block=block, devices=devices)
     program, _ = compile_train(plan, arrays[0].shape[0], arrays[2].shape[0], g[0].shape[0], chunks)
     parts = [run_chunk(program, plan, chunks, arrays, base_seed, ids, g) for ids in chunks.chunks(seed_ids)]
-    return {k: np.concatenate([p[k] for p in parts], axis=2) for k in parts[0]}
+    out = {k: np.concatenate([p[k] for p in parts], axis=2) for k in parts[0]}
+    warn_lsuv(plan, [out.get("lsuv_variance")])  # once per run, naming the layers that missed
+    return out
 
 
 def _member_summary(plan: TrainPlan, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-r"""Figures of a sweep's results folder: PNGs under ``<folder>/figures/``.
+r"""Figures of a results folder (a sweep's or a training run's): PNGs under ``<folder>/figures/``.
 
 Everything here reads an assembled results folder (:func:`jaxinit.lab.store.load`); nothing runs the
 engine. Figures are drawn with matplotlib's object-oriented API on the Agg canvas (no display, no
@@ -31,6 +31,13 @@ deepest layer whose gradient did (``first_grad_underflow_layer``; the layers bef
 too), each when at least half the seeds agree. With a grid, the per-layer figures show a readable
 subset of its points (at most :data:`MAX_CURVES` curves, named in the legend); the phase heatmaps
 show all of it. Legends are measured to fit the canvas (the figure grows rather than crop them).
+
+A training run's folder (its config's ``kind == "train"``, :mod:`jaxinit.lab.training`) gets the
+training figures of :mod:`jaxinit.lab.figures.train` instead (:data:`TRAIN_FIGURE_FILES`):
+``train_loss.png`` (train and test loss, test accuracy against step), ``train_steps_to_target.png``
+(with "not reached" drawn as such), ``train_grad_norm.png`` (per layer at three steps) and
+``train_distinct_units.png`` (hidden units left identical: the symmetry problem), each per
+initializer with the median over seeds and the 25-75% band.
 
 Layer ``j = 0 .. depth - 1`` of the arrays is drawn at :math:`\ell = j + 1`: the pre-activation
 :math:`h^\ell` after the ``l``-th weight matrix, the indexing of :mod:`jaxinit.theory`.
@@ -65,11 +72,20 @@ from jaxinit.lab.figures.phase import (
 )
 from jaxinit.lab.figures.spectrum import spectrum_figure
 from jaxinit.lab.figures.theory import critical_line, theory_overlay
+from jaxinit.lab.figures.train import (
+    TRAIN_FIGURE_FILES,
+    distinct_units_figure,
+    steps_to_target_figure,
+    train_curves_figure,
+    train_figures,
+    train_grad_norm_figure,
+)
 from jaxinit.lab.figures.write import write_all
 
 __all__ = [
     "BLANK_MIXED", "BLANK_NONE", "BLANK_OVERFLOW", "BLANK_ZERO", "DPI", "FIGURE_FILES", "MAX_CURVES",
-    "PHASE_QUANTITIES", "FigureWarning", "correlation_figure", "critical_line", "dead_saturated_figure",
-    "gradient_figure", "jacobian_msv_figure", "phase_blanks", "phase_figures", "phase_table", "seed_stats",
-    "spectrum_figure", "theory_overlay", "variance_figure", "write_all",
+    "PHASE_QUANTITIES", "TRAIN_FIGURE_FILES", "FigureWarning", "correlation_figure", "critical_line",
+    "dead_saturated_figure", "distinct_units_figure", "gradient_figure", "jacobian_msv_figure", "phase_blanks",
+    "phase_figures", "phase_table", "seed_stats", "spectrum_figure", "steps_to_target_figure", "theory_overlay",
+    "train_curves_figure", "train_figures", "train_grad_norm_figure", "variance_figure", "write_all",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxinit._io import atomic_write
-from jaxinit.lab.figures.common import DPI, FIGURE_FILES, FigureWarning, _as_results
+from jaxinit.lab.figures.common import DPI, FIGURE_FILES, FigureWarning, _as_results, _config
 from jaxinit.lab.figures.depth import (
     correlation_figure,
     dead_saturated_figure,
@@ -20,6 +20,7 @@ from jaxinit.lab.figures.depth import (
 from jaxinit.lab.figures.layout import _Context
 from jaxinit.lab.figures.phase import phase_figures
 from jaxinit.lab.figures.spectrum import spectrum_figure
+from jaxinit.lab.figures.train import TRAIN_FIGURE_FILES, train_figures
 from jaxinit.lab.store import FIGURES_DIR, Results
 
 
@@ -39,6 +40,15 @@ _SINGLE: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 )
 
 
+def _is_training(results: Results) -> bool:
+    """Whether a folder holds a training run: its config's ``kind`` (a ``[train]`` section), read from
+    ``meta.json``'s config when the config cannot be rebuilt in this process."""
+    config, _ = _config(results)
+    if config is not None:
+        return config.kind == "train"
+    return isinstance(results.meta.get("config", {}).get("train"), dict)
+
+
 def write_all(results_or_folder: Results | str | os.PathLike, out: str | os.PathLike | None = None) -> list[Path]:
     """Draw every figure that applies to a results folder; return the PNG paths written.
 
@@ -48,6 +58,9 @@ def write_all(results_or_folder: Results | str | os.PathLike, out: str | os.Path
 
     Figures whose statistics were not measured are skipped (no gradients: no gradient figure; no
     (sigma_w^2, sigma_b^2) grid: no phase diagram). File names: :data:`FIGURE_FILES`.
+
+    A training run's folder (its config's ``kind == "train"``) gets the training figures instead
+    (:mod:`jaxinit.lab.figures.train`; file names: :data:`~jaxinit.lab.figures.train.TRAIN_FIGURE_FILES`).
     """
     ctx = _Context(_as_results(results_or_folder))
     missing = ctx.missing_text()
@@ -57,6 +70,12 @@ def write_all(results_or_folder: Results | str | os.PathLike, out: str | os.Path
     folder = Path(out) if out is not None else ctx.results.path / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    if _is_training(ctx.results):
+        for name, fig in train_figures(ctx).items():
+            path = folder / TRAIN_FIGURE_FILES[name]
+            _save(fig, path)
+            written.append(path)
+        return written
     for name, build in _SINGLE:
         fig = build(ctx)
         if fig is None:

@@ -17,6 +17,7 @@ from jaxinit.lab import config as jconfig
 from jaxinit.lab import figures as plots
 from jaxinit.lab import training
 from jaxinit.lab.figures import train as tf
+from jaxinit.lab.figures import train_common as tc
 
 INITS = ["he_normal", "zeros", "glorot_normal"]
 TARGET = 0.6
@@ -117,13 +118,13 @@ def test_curves_show_loss_and_accuracy_per_initializer_with_the_diverged_counted
 def test_a_median_stops_where_more_than_half_the_members_diverged():
     # 4 members; two diverged (NaN) after step 1: the median is a diverged member's from there on.
     values = np.array([[1.0, 1.0, 2.0], [2.0, 2.0, 3.0], [3.0, np.nan, np.nan], [4.0, np.nan, np.nan]])
-    st = tf._ranked(values, np.inf)
+    st = tc._ranked(values, np.inf)
     assert np.allclose(st["median"][0], np.quantile(values[:, 0], 0.5))  # all finite: numpy's linear rule
     assert np.allclose(st["q25"][0], np.quantile(values[:, 0], 0.25))
     assert np.isposinf(st["median"][1]) and np.isposinf(st["q75"][1])  # half diverged: median between 2 and inf
     assert np.allclose(st["q25"][1], np.quantile([1.0, 2.0, 1e300, 1e300], 0.25))
     # accuracy: a diverged member ranks lowest
-    acc = tf._ranked(np.array([[0.9], [0.8], [np.nan]]), -np.inf)
+    acc = tc._ranked(np.array([[0.9], [0.8], [np.nan]]), -np.inf)
     assert np.isneginf(acc["q25"][0]) and acc["median"][0] == 0.8 and np.isclose(acc["q75"][0], 0.85)
 
 
@@ -233,7 +234,7 @@ def test_a_large_grid_shows_the_learning_rates_at_the_middle_of_the_other_parame
     points = [{"weight_variance": w, "learning_rate": r} for w in (0.5, 1.0, 2.0, 4.0) for r in (0.01, 0.05, 0.2)]
     big = dataclasses.replace(run, coords={**run.coords, "grid_point": points,
                                            "grid_params": ["weight_variance", "learning_rate"]})
-    views, note = tf._views(big)
+    views, note = tc._views(big)
     assert [points[v.grid] for v in views] == [{"weight_variance": 1.0, "learning_rate": r}
                                                for r in (0.01, 0.05, 0.2)]
     assert note == "showing 3 of 12 grid points"

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test sweep lint bench bytecode clean
+.PHONY: test sweep train lint bench bytecode clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 sweep: $(STAMP) bytecode
 	$(BIN)/jaxinit sweep configs/quickstart.toml
+
+# Seeds x initializers trained on digits (a few minutes on 2 CPU cores).
+train: $(STAMP) bytecode
+	$(BIN)/jaxinit train configs/train_digits.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check jaxinit tests experiments

@@ -230,3 +230,68 @@ def test_bad_input_gives_the_same_error_eagerly_and_under_jit(spec, shape2d, con
         jitted = _error(lambda k=k, shape=shape, dtype=dtype: jax.jit(lambda kk: init(kk, shape, dtype))(k))
         assert eager is not None, f"{init!r} accepted {what}"
         assert eager == jitted, (what, eager, jitted)
+
+
+# -- a repeated call goes straight to its program; everything else is checked ------------------
+@dataclasses.dataclass(frozen=True, repr=False)
+class _CheckCountingGlorot(jaxinit.VarianceScaling):
+    """glorot_uniform that records each shape check of a call."""
+
+    checks: list = dataclasses.field(default_factory=list, compare=False, hash=False)
+
+    def _check_shape(self, shape):
+        self.checks.append(shape)
+        super()._check_shape(shape)
+
+
+def test_a_repeated_call_skips_the_checks_and_other_spellings_are_checked(key, small_cache):
+    init = _CheckCountingGlorot(1.0, "fan_avg", "uniform")
+    keys = jax.random.split(key, 3)
+    first = init(keys[0], (8, 16), "float32")
+    assert len(init.checks) == 1 and small_cache.misses == 1
+    again = [init(k, (8, 16), "float32") for k in keys[1:]]
+    # checked once: the repeats are a lookup and the program (counted as cache hits)
+    assert len(init.checks) == 1 and small_cache.hits == 2, init.checks
+    want = [_bits(jax.jit(lambda k: init(k, (8, 16), "float32"))(k)) for k in keys]
+    assert [_bits(first)] + [_bits(a) for a in again] == want
+    # the same request spelled otherwise is checked, then reaches the same program; spellings a
+    # lookup can hold (a tuple of ints, any dtype object) are checked once, lists and numpy ints always
+    for shape, dtype, remembered in [((8, 16), np.float32, True), ((8, 16), jnp.float32, True),
+                                     ((8, 16), np.dtype("float32"), True), ([8, 16], "float32", False),
+                                     ((np.int64(8), 16), "float32", False)]:
+        before = len(init.checks)
+        assert [_bits(init(keys[0], shape, dtype)) for _ in range(2)] == [want[0]] * 2
+        assert len(init.checks) == before + (1 if remembered else 2), (shape, dtype)
+    assert len(small_cache) == 1 and small_cache.misses == 1  # one program for every spelling
+
+
+def test_bad_input_after_a_good_call_raises_as_on_the_checked_path(key, small_cache):
+    # Each bad call differs from a good, already cached call in one argument, in ways a lookup
+    # could confuse: (8.0, 16) == (8, 16) and hashes alike, as does (True, 16) with (1, 16).
+    init = jaxinit.glorot_uniform()
+    raw = jax.random.key_data(key)
+    good = [(key, (8, 16), "float32"), (key, (1, 16), "float32"), (raw, (8, 16), "float32")]
+    bad = {"float shape entry": (key, (8.0, 16), "float32"), "bool shape entry": (key, (True, 16), "float32"),
+           "negative shape": (key, (-8, 16), "float32"), "integer dtype": (key, (8, 16), "int32"),
+           "batch of keys": (jax.random.split(key, 2), (8, 16), "float32"),
+           "float key data": (raw.astype(jnp.float32), (8, 16), "float32"),
+           "key data of the wrong length": (jnp.zeros(3, jnp.uint32), (8, 16), "float32"),
+           "an int key": (0, (8, 16), "float32")}
+    fresh = {what: _error(lambda a=args: init(*a)) for what, args in bad.items()}  # before any good call
+    assert all(fresh.values()), fresh
+    for args in good:
+        init(*args)
+        init(*args)  # now answered by lookup
+    assert small_cache.hits == 3
+    for what, args in bad.items():
+        assert _error(lambda a=args: init(*a)) == fresh[what], what
+    # the flags the checks read are part of the lookup: a raw key is refused as jax.random
+    # refuses it, and dtype=None follows jax_enable_x64
+    with jax.legacy_prng_key("error"), pytest.raises(ValueError, match="Legacy uint32 key array"):
+        init(raw, (8, 16), "float32")
+    with jax.enable_x64(True):
+        assert init(key, (8, 16)).dtype == jnp.float64
+        assert init(key, (8, 16)).dtype == jnp.float64
+    assert init(key, (8, 16)).dtype == jnp.float32
+    assert init(key, (0, 16)).shape == (0, 16) and init(key, (0, 16)).shape == (0, 16)  # empty: no program
+    assert init(key, (8, 16), "float32", out_sharding=None).shape == (8, 16)

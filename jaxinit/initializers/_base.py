@@ -122,6 +122,14 @@ class BaseInitializer:
     # -- the protocol ---------------------------------------------------------------------
     def __call__(self, key: jax.Array, shape: Sequence[int], dtype: Any = None,
                  out_sharding: Any = None) -> jax.Array:
+        # A repeated call (same initializer, shape, dtype and kind of key as a call that passed
+        # every check below and ran its program) skips the checks: one dict lookup, then the
+        # program. Anything else, including every bad input, takes the checked path.
+        spelling = _call_spelling(self, key, shape, dtype) if out_sharding is None else None
+        if spelling is not None:
+            program = EAGER_PROGRAMS.lookup(spelling)
+            if program is not None:
+                return program(key) if self.random else program()
         # ``where=self``: the repr is only formed for an error message, not on every call.
         shape = canonical_shape(shape, where=self)
         dtype = self.resolve_dtype(dtype)
@@ -132,10 +140,14 @@ class BaseInitializer:
             _prng.check_key(key, self)
         if math.prod(shape) == 0:
             return _shard(jnp.zeros(shape, dtype), out_sharding)
-        program = _eager_program(self, key, shape, dtype)
-        if program is None:  # a key jax.random must see itself, or nothing to key a cache on
+        found = _eager_program(self, key, shape, dtype)
+        if found is None:  # a key jax.random must see itself, or nothing to key a cache on
             return _shard(self._draw(key, shape, dtype), out_sharding)
-        return _shard(program(key) if self.random else program(), out_sharding)
+        signature, program = found
+        out = program(key) if self.random else program()
+        if spelling is not None:  # checked, traced and run: later calls spelled so go straight to it
+            EAGER_PROGRAMS.remember(spelling, signature, program)
+        return _shard(out, out_sharding)
 
     def _draw(self, key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
         """The checked draw in the target dtype: the body of the program :func:`_eager_program`
@@ -329,10 +341,20 @@ class ProgramCache:
     Holds at most ``maxsize`` programs (settable at run time; shrinking evicts the least recently
     used, ``0`` turns the cache off). An evicted program is dropped with its ``jax.jit`` wrapper,
     so JAX's own per-function caches release its executable. Thread-safe.
+
+    Beside each program it keeps the *spellings* of the calls that reached it after passing every
+    check (:func:`_call_spelling`: the arguments as given, before canonicalization), at most
+    ``SPELLINGS_PER_PROGRAM`` each: :meth:`lookup` answers a repeated call with one dict lookup.
+    Spellings go with their program when it is evicted; one never seen checked is never answered.
     """
+
+    SPELLINGS_PER_PROGRAM = 8
 
     def __init__(self, maxsize: int):
         self._entries: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        # spelling -> (signature, program); signature -> its spellings (dropped on eviction)
+        self._spellings: dict[Any, tuple[Any, Any]] = {}
+        self._spelled: dict[Any, list[Any]] = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
         self.maxsize = maxsize
@@ -349,7 +371,9 @@ class ProgramCache:
 
     def _evict(self) -> None:
         while len(self._entries) > self._maxsize:
-            self._entries.popitem(last=False)
+            signature, _ = self._entries.popitem(last=False)
+            for spelling in self._spelled.pop(signature, ()):
+                del self._spellings[spelling]
 
     def get(self, signature: Any, make: Any) -> Any:
         """The program cached for ``signature``, else ``make()`` (cached, evicting the oldest)."""
@@ -367,9 +391,45 @@ class ProgramCache:
             self._evict()
         return program
 
+    def lookup(self, spelling: Any) -> Any:
+        """The program a call spelled ``spelling`` reached after its checks, else ``None``
+        (never seen, evicted, or unhashable: the caller takes the checked path)."""
+        try:
+            found = self._spellings.get(spelling)
+        except TypeError:  # an unhashable argument or field
+            return None
+        if found is None:
+            return None
+        signature, program = found
+        with self._lock:
+            if self._entries.get(signature) is not program:  # evicted since
+                return None
+            self._entries.move_to_end(signature)
+            self.hits += 1
+        return program
+
+    def remember(self, spelling: Any, signature: Any, program: Any) -> None:
+        """Record that a call spelled ``spelling`` passed its checks and ran ``program``, the one
+        cached for ``signature`` (nothing if it was evicted meanwhile or the spelling is unhashable)."""
+        with self._lock:
+            if self._entries.get(signature) is not program:
+                return
+            spelled = self._spelled.setdefault(signature, [])
+            if len(spelled) >= self.SPELLINGS_PER_PROGRAM:
+                return
+            try:
+                if spelling in self._spellings:
+                    return
+                self._spellings[spelling] = (signature, program)
+            except TypeError:
+                return
+            spelled.append(spelling)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._spellings.clear()
+            self._spelled.clear()
             self.hits = self.misses = 0
 
     def __len__(self) -> int:
@@ -397,8 +457,38 @@ def _key_kind(key: Any) -> tuple[Any, ...] | None:
     return (*kind, jax.config.jax_threefry_partitionable, jax.config.jax_default_prng_impl)
 
 
+def _call_spelling(init: BaseInitializer, key: Any, shape: Any, dtype: Any) -> tuple[Any, ...] | None:
+    """A call's arguments as given, as a key of :meth:`ProgramCache.lookup`; ``None`` for calls
+    that always take the checked path (shapes that are not tuples of Python ints, keys that are
+    not arrays).
+
+    It holds everything the checks and the signature of :func:`_eager_program` read: the
+    initializer, the shape, the dtype *and its type* (``"float32"``, ``np.float32`` and
+    ``jnp.float32`` are separate spellings, each checked once), the key's type, dtype (a typed
+    key's dtype names its implementation) and shape, and the flags the checks and the key kind
+    read (``jax_enable_x64``, the PRNG flags). Exact ``int`` entries only: ``(64.0, 64)`` and
+    ``(True, 1)`` equal ``(64, 64)`` and ``(1, 1)`` as tuples but are refused by the checks.
+    """
+    if type(shape) is not tuple:
+        return None
+    for d in shape:
+        if type(d) is not int:
+            return None
+    if init.random:
+        try:
+            key_spelling: Any = (type(key), key.dtype, key.shape)
+        except AttributeError:
+            return None
+    else:  # the key is not read
+        key_spelling = None
+    config = jax.config
+    return (init, shape, type(dtype), dtype, key_spelling, config.jax_enable_x64, config.jax_threefry_partitionable,
+            config.jax_default_prng_impl, config.jax_legacy_prng_key, config.jax_enable_custom_prng)
+
+
 def _eager_program(init: BaseInitializer, key: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-    """The cached ``jax.jit`` of ``init._draw`` for this call, or ``None`` to draw inline.
+    """``(signature, program)``: the cached ``jax.jit`` of ``init._draw`` for this checked call,
+    or ``None`` to draw inline.
 
     A call of a hashable initializer runs one ``jax.jit`` program per (initializer, shape, dtype,
     key kind) from :data:`EAGER_PROGRAMS`. Eagerly, the hash, the map of the bits and the cast
@@ -421,8 +511,8 @@ def _eager_program(init: BaseInitializer, key: Any, shape: tuple[int, ...], dtyp
     except TypeError:  # an initializer holding something unhashable: no cache key
         return None
     if init.random:
-        return EAGER_PROGRAMS.get(signature, lambda: jax.jit(lambda k: init._draw(k, shape, dtype)))
-    return EAGER_PROGRAMS.get(signature, lambda: jax.jit(lambda: init._draw(None, shape, dtype)))
+        return signature, EAGER_PROGRAMS.get(signature, lambda: jax.jit(lambda k: init._draw(k, shape, dtype)))
+    return signature, EAGER_PROGRAMS.get(signature, lambda: jax.jit(lambda: init._draw(None, shape, dtype)))
 
 
 def _equal(a: Any, b: Any) -> bool:

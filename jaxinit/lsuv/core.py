@@ -88,8 +88,9 @@ def _fit_scale(z: jax.Array, offset: jax.Array, target: float, tol: float,
         s = s * jnp.sqrt(target / v)
         return s, variance(s), i + 1
 
-    one = jnp.ones((), dtype)
-    return jax.lax.while_loop(active, rescale, (one, variance(one), jnp.zeros((), jnp.int32)))
+    # (*_like of an entry of z: under shard_map the carry keeps z's varying-axes type.)
+    one = jnp.ones_like(z.reshape(-1)[0])
+    return jax.lax.while_loop(active, rescale, (one, variance(one), jnp.zeros_like(one, jnp.int32)))
 
 
 def _scaled(kernel: jax.Array, s: jax.Array) -> jax.Array:
@@ -118,6 +119,53 @@ def _warn(stats: LSUVStats, target: float, tol: float, max_iter: int) -> None:
                 "scale is kept). Raise max_iter or tol, or check the layer's bias.",
                 LSUVWarning, stacklevel=3,
             )
+
+
+def warn_members(entries: Any, *, members: str = "members") -> None:
+    """One :class:`LSUVWarning` for a whole run of the engines, or none when every layer of every
+    member reached its tolerance.
+
+    Args:
+      entries: ``(label, spec, layers, variance)`` per LSUV entry of the run (per program when the
+        run has several): ``spec`` the :class:`LSUV`, ``layers`` the layers' names in forward order
+        (:func:`layer_names`), ``variance`` an array ``(..., len(layers))`` of the output variance
+        each member reached on its batch (any leading member axes; NaN where it was not finite).
+      members: what a member is called in the message.
+
+    The message names, for every entry and layer that missed ``|variance - target| < tol`` in some
+    member, how many members missed and the range of the variances they reached.
+    """
+    parts, missed_total, total = [], 0, 0
+    for label, spec, layers, variance in entries:
+        v = np.asarray(variance, np.float64).reshape(-1, len(layers))
+        reached = np.abs(v - spec.target) < spec.tol
+        total += v.shape[0]
+        missed_total += int((~reached.all(axis=1)).sum())
+        layer_parts = []
+        for i, name in enumerate(layers):
+            bad = v[~reached[:, i], i]
+            if bad.size:
+                finite = bad[np.isfinite(bad)]
+                lo, hi = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+                shown = ("nan" if not finite.size else f"{lo:.6g}" if lo == hi else f"{lo:.6g} to {hi:.6g}")
+                if 0 < finite.size < bad.size:
+                    shown += " (and nan)"
+                layer_parts.append(f"layer {name!r} reached variance {shown} in {bad.size} of {v.shape[0]} {members}")
+        if layer_parts:
+            parts.append(f"{label} (target {spec.target:g}, tol={spec.tol:g}, max_iter={spec.max_iter}): "
+                         + ", ".join(layer_parts))
+    if parts:
+        warnings.warn(
+            f"LSUV did not reach its tolerance in {missed_total} of {total} {members} (the last scale is "
+            f"kept): {'; '.join(parts)}. Raise max_iter or tol, or check the layer's bias.",
+            LSUVWarning, stacklevel=3,
+        )
+
+
+def layer_names(depth: int, readout: bool) -> tuple[str, ...]:
+    """The functional MLP's layer names for :func:`lsuv`: ``"input"``, ``"hidden[0]"`` ..
+    ``"hidden[depth-2]"`` and, with ``readout``, ``"readout"``."""
+    return ("input", *(f"hidden[{i}]" for i in range(depth - 1)), *(("readout",) if readout else ()))
 
 
 # -- the functional MLP ------------------------------------------------------------------------
@@ -167,8 +215,7 @@ _mlp_jit = jax.jit(_mlp, static_argnums=(2, 3, 4, 5))
 
 def _mlp_names(params: dict[str, Any]) -> tuple[str, ...]:
     _, hidden, out_dim = nets.widths_of(params)
-    return ("input", *(f"hidden[{i}]" for i in range(len(hidden) - 1)),
-            *(("readout",) if out_dim is not None else ()))
+    return layer_names(len(hidden), out_dim is not None)
 
 
 def _hashable(value: Any) -> bool:

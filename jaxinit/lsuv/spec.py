@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxinit import nets
 from jaxinit.initializers import BaseInitializer, get, orthogonal, zeros
-from jaxinit.lsuv.core import _check_args, lsuv
+from jaxinit.lsuv.core import _check_args, _fit_scale, lsuv
 
 
 # -- the spec value ----------------------------------------------------------------------------
@@ -85,6 +85,26 @@ class LSUV:
 
     def __repr__(self) -> str:
         return f"LSUV(base={self.base!r}, target={self.target!r}, tol={self.tol!r}, max_iter={self.max_iter!r})"
+
+    def variance(self, shape: Any) -> float:
+        """Not stated: LSUV's weight variance depends on the data batch (raises NotImplementedError,
+        as an initializer that does not state its target does; the theory overlay skips it)."""
+        raise NotImplementedError(f"{self!r} sets each layer's scale from the data batch: its weight "
+                                  "variance is not known before the fit")
+
+    def mean(self, shape: Any) -> float:
+        """Not stated either (see :meth:`variance`)."""
+        raise NotImplementedError(f"{self!r} sets each layer's scale from the data batch")
+
+    def fit_scale(self, z: jax.Array, offset: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """LSUV's iteration on one layer whose output at kernel ``s W`` is ``s z + offset``: the scale
+        ``s``, the variance reached ``Var(s z + offset)`` (over all entries) and the rescalings done.
+
+        ``z`` is the layer's output at its drawn kernel without the bias (``x @ W``), ``offset`` the
+        bias (broadcast). Pure, jit- and vmap-able (a ``lax.while_loop``: under ``vmap`` each member
+        stops at its own tolerance); the engines apply the fit this way inside their programs.
+        """
+        return _fit_scale(z, offset, self.target, self.tol, self.max_iter)
 
     def apply(self, params: dict[str, Any], x: Any, activation: str | Callable[..., Any], *,
               return_stats: bool = False) -> Any:

@@ -61,9 +61,9 @@ class _Layers:
         lkey = fold_in(self.key, layer)
         return {s: random_bits(lkey, s, self.wide) for s in self.streams[self._static(layer)]}
 
-    def _grouped(self, rows, layer, transpose: bool, bits=None):
+    def _grouped(self, rows, layer, transpose: bool, bits=None, scale=None):
         if self.formed:
-            return self._formed(rows, layer, transpose, bits)
+            return self._formed(rows, layer, transpose, bits, scale)
         plan = self.plan
         groups, index, f = self._entry(layer)
         shape = plan.layer_shape(self._static(layer))
@@ -84,13 +84,15 @@ class _Layers:
                 y = y.reshape(*rm.shape[:-1], y.shape[-1])
             for j, i in enumerate(members):
                 out[i] = y[j]
-        y = jnp.stack(out).reshape(rows.shape[0], rows.shape[1], -1)
-        return y * f[:, None, None]
+        y = jnp.stack(out).reshape(rows.shape[0], rows.shape[1], -1) * f[:, None, None]
+        return y if scale is None else y * scale[:, None, None]
 
-    def _formed(self, rows, layer, transpose: bool, bits=None):
+    def _formed(self, rows, layer, transpose: bool, bits=None, scale=None):
         """``rows_k @ W_k`` with ``W_k = (f_k Z).astype(dtype)`` formed per combo, operands and result in
         the (low-precision) dtype: the network's own product, ``W = init(key, shape, dtype)`` (drawn
-        wide, rounded once) times activations in the dtype, accumulated as XLA does on the device."""
+        wide, rounded once) times activations in the dtype, accumulated as XLA does on the device.
+        An LSUV ``scale`` rescales the formed weights as :func:`jaxinit.lsuv` does,
+        ``(W.astype(wide) * s).astype(dtype)``."""
         plan = self.plan
         groups, index, f = self._entry(layer)
         static = self._static(layer)
@@ -106,18 +108,52 @@ class _Layers:
         z = jnp.stack([a.astype(self.wide) for a in z])[np.asarray(index)]  # (n_init, fan_in, fan_out)
         w = z[:, None] * f.reshape(plan.n_init, self.n_grid)[:, :, None, None]
         w = w.astype(self.dtype).reshape(-1, *shape)
+        if scale is not None:
+            w = (w.astype(self.wide) * scale[:, None, None]).astype(self.dtype)
         eq = "kbo,kio->kbi" if transpose else "kbi,kio->kbo"
         return jnp.einsum(eq, rows.astype(self.dtype), w, precision=HIGHEST)
 
-    def linear(self, rows, layer, bits=None):
+    def linear(self, rows, layer, bits=None, scale=None):
         """f_k (rows_k @ Z_layer) for every combo k; rows: (combos, n, fan_in); ``bits``: the layer's
-        :meth:`bits` when already drawn. In a low-precision dtype the weights are formed and rounded
-        first (:meth:`_formed`)."""
-        return self._grouped(rows, layer, transpose=False, bits=bits)
+        :meth:`bits` when already drawn; ``scale``: per combo, the layer's LSUV scale (:meth:`fit`).
+        In a low-precision dtype the weights are formed and rounded first (:meth:`_formed`)."""
+        return self._grouped(rows, layer, transpose=False, bits=bits, scale=scale)
 
-    def linear_t(self, rows, layer):
-        """f_k (rows_k @ Z_layer^T): the transpose map, for backpropagation."""
-        return self._grouped(rows, layer, transpose=True)
+    def linear_t(self, rows, layer, scale=None):
+        """f_k (rows_k @ Z_layer^T): the transpose map, for backpropagation (``scale`` as :meth:`linear`)."""
+        return self._grouped(rows, layer, transpose=True, scale=scale)
+
+    def fit(self, z, bias):
+        """LSUV's scale of one layer for every combo: ``(combos,)``, 1 for a combo whose initializer is
+        not LSUV.
+
+        ``z``: the layer's output on the batch rows without the bias, ``(combos, batch, width)``, at
+        the drawn (and grid-rescaled) weights; ``bias``: ``(combos, width)``. Each LSUV entry runs
+        :meth:`jaxinit.lsuv.LSUV.fit_scale` under ``vmap`` over its grid points: each member iterates
+        on its own; earlier layers were already fitted (the forward scan carries their outputs).
+        """
+        parts = []
+        fits = dict(self.plan.lsuv)
+        for i in range(self.plan.n_init):
+            rows = slice(i * self.n_grid, (i + 1) * self.n_grid)
+            if i in fits:
+                s, _, _ = jax.vmap(fits[i].fit_scale)(z[rows], bias[rows][:, None, :])
+                parts.append(s.astype(self.wide))
+            else:
+                parts.append(jnp.ones((self.n_grid,), self.wide))
+        return jnp.concatenate(parts)
+
+    def fitted(self, y, rows, layer, bits, bias, batch):
+        """``(y', s)``: the layer's output ``y = linear(rows, layer)`` after LSUV's fit on its first
+        ``batch`` rows (``y`` unchanged and ``s`` None when the plan has no LSUV entry). The scale
+        multiplies the product (float32/float64) or the formed weights (16-bit dtypes: the
+        network's own product, a second matmul)."""
+        if not self.plan.lsuv:
+            return y, None
+        s = self.fit(y[:, :batch], bias)
+        if self.formed:
+            return self.linear(rows, layer, bits, scale=s), s
+        return y * s[:, None, None].astype(y.dtype), s
 
     def bias(self, layer, bias_std):
         """Per-combo bias: the bias initializer's, or N(0, sigma_b^2) where the grid sets sigma_b^2."""

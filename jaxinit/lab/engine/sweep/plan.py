@@ -15,6 +15,8 @@ import numpy as np
 from jaxinit._prng import DATA_BRANCH, fold_in
 from jaxinit.initializers import BaseInitializer
 from jaxinit.initializers._base import InitializerNoise, SharedNoise, wide_dtype
+from jaxinit.lsuv import LSUV
+from jaxinit.lsuv.core import layer_names, warn_members
 
 # The engine's name for the catalog's shared noise (``kind``, ``draw``, ``bits_shape``, ``from_bits``,
 # ``apply_from_bits``): the catalog says which initializers share it.
@@ -37,7 +39,14 @@ def noise_group(init: BaseInitializer, shape: Sequence[int], dtype) -> tuple[Sha
 # ---------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """Everything static about one program; hashable, so it is a jit static argument."""
+    """Everything static about one program; hashable, so it is a jit static argument.
+
+    ``initializers`` may hold :class:`~jaxinit.lsuv.LSUV` values: such an entry draws every layer
+    with its base (its noise group is the base's: common random numbers), takes the grid's
+    ``weight_variance`` rescale as the base would, then fits each layer's scale on the network's
+    own input batch (the rows the probes see) before the probes measure
+    (:meth:`~jaxinit.lab.engine.sweep.layers._Layers.fit`). The fit needs ``batch >= 2``.
+    """
 
     depth: int
     width: int
@@ -45,7 +54,7 @@ class Plan:
     out_dim: int
     batch: int  # rows fed to each network (pairs count twice)
     activation: Callable[..., Any]
-    initializers: tuple[BaseInitializer, ...]
+    initializers: tuple[BaseInitializer | LSUV, ...]
     bias_init: BaseInitializer
     dtype: str = "float32"
     input_kind: str = "gaussian"
@@ -61,9 +70,26 @@ class Plan:
     # sweep without a bias grid compiles no bias random numbers).
     grid_bias: bool = False
 
+    def __post_init__(self):
+        if self.lsuv and self.batch < 2:
+            raise ValueError(
+                f"batch must be >= 2 with an LSUV initializer ({self.lsuv[0][1]!r}): LSUV fits each layer's "
+                f"output variance over the batch, undefined for one example; got batch={self.batch}."
+            )
+
     @property
     def n_init(self) -> int:
         return len(self.initializers)
+
+    @property
+    def drawn(self) -> tuple[BaseInitializer, ...]:
+        """The initializer that draws each entry's weights: itself, or an LSUV entry's base."""
+        return tuple(i.base if isinstance(i, LSUV) else i for i in self.initializers)
+
+    @property
+    def lsuv(self) -> tuple[tuple[int, LSUV], ...]:
+        """``(index, spec)`` of every LSUV entry (empty: the program compiles no fit)."""
+        return tuple((i, init) for i, init in enumerate(self.initializers) if isinstance(init, LSUV))
 
     def layer_shape(self, layer: int) -> tuple[int, int]:
         if layer == 0:
@@ -77,7 +103,7 @@ class Plan:
         shape = self.layer_shape(layer)
         groups: list[NoiseGroup] = []
         index, factor = [], []
-        for init in self.initializers:
+        for init in self.drawn:
             g, f = noise_group(init, shape, np.dtype(self.dtype))
             if g not in groups:
                 groups.append(g)
@@ -99,7 +125,7 @@ class Plan:
     def second_moment(self, layer: int) -> np.ndarray:
         """E[W^2] per initializer at ``layer`` (what a weight_variance grid point rescales)."""
         shape = self.layer_shape(layer)
-        return np.asarray([i.variance(shape) + i.mean(shape) ** 2 for i in self.initializers])
+        return np.asarray([i.variance(shape) + i.mean(shape) ** 2 for i in self.drawn])
 
 
 def seed_key(base_seed: int, seed: jax.Array) -> jax.Array:
@@ -117,7 +143,8 @@ def layer_weights(plan: Plan, key: jax.Array, layer: int, init_index: int) -> ja
 
     Equals ``plan.initializers[init_index](fold_in(key, layer), shape, dtype)`` bit for bit; the
     engine never forms this matrix, it applies the factor after the matmul. Compiled, as an eager
-    initializer call is (a fused multiply may round differently op by op).
+    initializer call is (a fused multiply may round differently op by op). For an LSUV entry: its
+    base's draw, before the fit (which depends on the inputs, not on the key alone).
     """
     return _layer_weights(plan, key, layer, init_index)
 
@@ -146,3 +173,25 @@ def _crn_note(plans: dict[str, Plan]) -> dict[str, dict[str, Any]]:
             "shared_bits": list(plan.bit_streams(layer).values()),
         }
     return note
+
+
+def warn_lsuv(plans: dict[str, Plan], reached: dict[str, Sequence[np.ndarray]], labels: Sequence[str] | None = None,
+              ) -> None:
+    """One :class:`~jaxinit.lsuv.LSUVWarning` for a whole sweep whose LSUV entries missed their tolerance.
+
+    ``reached``: per program id, the ``lsuv_variance`` arrays of its chunks, ``(n_init, n_grid,
+    seeds, layers)`` as :func:`~jaxinit.lab.engine.sweep.measure_chunk` returns them (layers
+    ``0 .. depth-1``, and the readout when the plan measures gradients; NaN for the other
+    initializers). ``labels``: the initializers' labels (default: their ``repr``).
+    """
+    entries = []
+    for pid, arrays in reached.items():
+        plan = plans[pid]
+        if not arrays:
+            continue
+        variance = np.concatenate([np.asarray(a) for a in arrays], axis=2)
+        names = layer_names(plan.depth, plan.gradients)
+        for i, spec in plan.lsuv:
+            label = labels[i] if labels is not None else repr(spec)
+            entries.append((f"{label} in {pid}" if len(reached) > 1 else label, spec, names, variance[i]))
+    warn_members(entries, members="networks")

@@ -51,7 +51,8 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
     n_tangent = rows0.shape[1] - batch
 
     def layer_out(pre_rows, layer, dphi_prev, bits):
-        """Affine map of activations + linear map of tangents (tangents scaled by phi' first)."""
+        """Affine map of activations + linear map of tangents (tangents scaled by phi' first), and
+        the layer's LSUV scale per combo (None without LSUV entries)."""
         if dphi_prev is not None and n_tangent:
             t = pre_rows[:, batch:]
             if plan.jacobian:
@@ -61,12 +62,18 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
             else:
                 t = t * dphi_prev[:, :1]
             pre_rows = jnp.concatenate([pre_rows[:, :batch], t], axis=1)
-        y = layers.linear(pre_rows, layer, bits)
-        h = y[:, :batch] + layers.bias(layer, bias_std)[:, None, :]
-        return h, y[:, batch:]
+        bias = layers.bias(layer, bias_std)
+        y, scale = layers.fitted(layers.linear(pre_rows, layer, bits), pre_rows, layer, bits, bias, batch)
+        h = y[:, :batch] + bias[:, None, :]
+        return h, y[:, batch:], scale
 
     # The network's dtype's own limits: q below its smallest normal is underflow (float16: 6.1e-5).
     tiny = float(jnp.finfo(dtype).tiny)
+    is_lsuv = jnp.repeat(jnp.asarray([i in dict(plan.lsuv) for i in range(plan.n_init)]), n_grid)
+
+    def lsuv_variance(h):
+        """Per combo, the variance LSUV reached on the batch (NaN for the other initializers)."""
+        return jnp.where(is_lsuv, jnp.var(h.astype(wide), axis=(1, 2)), jnp.nan)
 
     def measure(h, tangents, bad, bad_layer, under_layer, index):
         post, dphi, stats = forward_stats(h, phi)
@@ -88,9 +95,11 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
 
     def step(carry, layer):
         x_prev, t_prev, d_prev, bad, bad_layer, under_layer, bits = carry
-        h, t = layer_out(jnp.concatenate([x_prev, t_prev], axis=1), layer, d_prev, bits)
+        h, t, scale = layer_out(jnp.concatenate([x_prev, t_prev], axis=1), layer, d_prev, bits)
         x, d, stats, bad, bad_layer, under_layer = measure(h, t, bad, bad_layer, under_layer, layer)
-        keep = (x_prev, d) if plan.gradients else None
+        if plan.lsuv:
+            stats["lsuv_variance"] = lsuv_variance(h)
+        keep = (x_prev, d, scale) if plan.gradients else None
         # The next hidden layer's bits, drawn one step ahead (after the last layer: unused).
         return (x, t, d, bad, bad_layer, under_layer, layers.bits(layer + 1)), (stats, keep)
 
@@ -107,7 +116,7 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         step, carry, jnp.arange(0 if in_scan else 1, plan.depth, dtype=jnp.int32))
     if in_scan:
         d1 = kept[1][0] if plan.gradients else None
-        kept = (kept[0][1:], kept[1][1:]) if plan.gradients else None
+        kept = jax.tree.map(lambda a: a[1:], kept) if plan.gradients else None
         out = {k: v.T for k, v in stats.items()}  # (combo, depth)
     else:
         d1 = keep0[1] if plan.gradients else None
@@ -119,7 +128,9 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
         sv = singular_values(jnp.where(bad[:, None, None], 0.0, jac.astype(wide)))  # one matrix per LAPACK call
         out["spectrum"] = jnp.where(bad[:, None], jnp.nan, sv)
     if plan.gradients:
-        gw, gh = _backward(plan, layers, dkey, x0, d1, kept, x_last, bias_std)
+        gw, gh, readout = _backward(plan, layers, dkey, x0, d1, kept, x_last, bias_std)
+        if plan.lsuv:  # the readout's fit (only the gradient probes' loss reads the readout)
+            out["lsuv_variance"] = jnp.concatenate([out["lsuv_variance"], lsuv_variance(readout)[:, None]], axis=1)
         out["grad_w_norm"] = jnp.where(bad[:, None], jnp.nan, gw)
         out["grad_h_norm"] = jnp.where(bad[:, None], jnp.nan, gh)
         out["first_grad_underflow_layer"] = first_grad_underflow(out["grad_w_norm"], out["grad_h_norm"], tiny)
@@ -178,25 +189,27 @@ def _backward(plan, layers, dkey, x0, d1, kept, x_last, bias_std):
     by the largest entry first (:func:`_gram_norm`, :func:`jaxinit.probes._fro`).
     """
     batch = x0.shape[0]
-    y = layers.linear(x_last, plan.depth) + layers.bias(plan.depth, bias_std)[:, None, :]
+    bias = layers.bias(plan.depth, bias_std)
+    y, scale = layers.fitted(layers.linear(x_last, plan.depth), x_last, plan.depth, None, bias, batch)
+    y = y + bias[:, None, :]
     dy = readout_loss_grad(plan, y, dkey)
-    delta_x = layers.linear_t(dy, plan.depth)  # dL/dx^depth
+    delta_x = layers.linear_t(dy, plan.depth, scale)  # dL/dx^depth
 
     def back(delta_x, xs):
-        layer, x_in, dphi = xs
+        layer, x_in, dphi, scale = xs
         delta_h = delta_x * dphi
         gw = _gram_norm(x_in, delta_h)
         gh = probes._fro(delta_h, (1, 2))
-        return layers.linear_t(delta_h, layer), (gw, gh)
+        return layers.linear_t(delta_h, layer, scale), (gw, gh)
 
     if plan.depth > 1:
-        x_in, dphi = kept
-        delta_x, (gw, gh) = jax.lax.scan(back, delta_x,
-                                         (jnp.arange(1, plan.depth, dtype=jnp.int32), x_in, dphi), reverse=True)
+        x_in, dphi, scales = kept
+        delta_x, (gw, gh) = jax.lax.scan(back, delta_x, (jnp.arange(1, plan.depth, dtype=jnp.int32), x_in, dphi,
+                                                         scales), reverse=True)
     else:
         gw = gh = jnp.zeros((0, delta_x.shape[0]), probes._stat_dtype(delta_x.dtype))
     delta_h1 = delta_x * d1
     x0b = jnp.broadcast_to(x0, (delta_h1.shape[0], batch, x0.shape[1]))
     gw0 = _gram_norm(x0b, delta_h1)
     gh0 = probes._fro(delta_h1, (1, 2))
-    return (jnp.concatenate([gw0[:, None], gw.T], axis=1), jnp.concatenate([gh0[:, None], gh.T], axis=1))
+    return (jnp.concatenate([gw0[:, None], gw.T], axis=1), jnp.concatenate([gh0[:, None], gh.T], axis=1), y)

@@ -24,13 +24,19 @@ from jaxinit.lab.engine.train.plan import (
     make_optimizer,
     make_schedule,
 )
+from jaxinit.lsuv import LSUV
 
 
 # ---------------------------------------------------------------------------------------------
 # One seed: parameters of every member, the training scan, the evaluations
 # ---------------------------------------------------------------------------------------------
-def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array) -> dict[str, Any]:
-    """Parameters of every member of one seed, stacked (n_init * n_grid, ...), initializer-major."""
+def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array,
+                   x_fit: jax.Array | None = None) -> dict[str, Any]:
+    """Parameters of every member of one seed, stacked (n_init * n_grid, ...), initializer-major.
+
+    An LSUV entry draws with its base, takes the grid's rescale as the base would, then each of its
+    members is fitted on ``x_fit`` (:meth:`jaxinit.lsuv.LSUV.apply` under ``vmap``: each member
+    iterates on its own)."""
     dtype, wide = np.dtype(plan.dtype), _wide(plan)
     n_grid = wv.shape[0]
     noise = normal(1.0)
@@ -42,7 +48,7 @@ def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array
     }
     layer_of = {"input": 0, "hidden": min(1, plan.depth), "readout": plan.depth}
     per_init = []
-    for i, init in enumerate(plan.initializers):
+    for i, init in enumerate(plan.drawn):
         p = nets.init(key, plan.in_dim, plan.width, plan.depth, plan.out_dim, init, plan.bias_init, dtype)
         out = {}
         for part, layer in layer_of.items():
@@ -56,6 +62,9 @@ def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array
             bstd = jnp.sqrt(jnp.nan_to_num(bv)).astype(wide).reshape((n_grid,) + (1,) * bias.ndim)
             b = jnp.where(jnp.isnan(bv).reshape(bstd.shape), bias[None].astype(wide), bstd * bias_noise[part][None])
             out[part] = {"kernel": k, "bias": b.astype(dtype)}
+        spec = plan.initializers[i]
+        if isinstance(spec, LSUV):
+            out = jax.vmap(lambda q, spec=spec: spec.apply(q, x_fit, plan.activation))(out)
         per_init.append(out)
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_init)  # (n_init, n_grid, ...)
     return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), stacked)
@@ -130,16 +139,55 @@ def _distinct_units(plan: TrainPlan, params: dict[str, Any]) -> jax.Array:
     return jnp.concatenate([first[None], rest])
 
 
-def _seed_init(plan: TrainPlan, base_seed, seed, wv, bv):
-    """Initial parameters of every member of one seed (seed key ``fold_in(key(base_seed), seed)``)."""
-    return _member_params(plan, fold_in(jax.random.key(base_seed), seed), wv, bv)
+def _minibatch_index(plan: TrainPlan, dkey: jax.Array, t, n_train: int) -> jax.Array:
+    """The training-set rows of step ``t``'s minibatch (``plan.batch > 0``): epoch ``t // per_epoch``
+    is the permutation ``permutation(fold_in(dkey, epoch), n_train)``, cut into ``per_epoch``
+    minibatches of ``batch`` rows."""
+    per_epoch = n_train // plan.batch
+    perm = jax.random.permutation(fold_in(dkey, t // per_epoch), n_train)
+    return jax.lax.dynamic_slice(perm, ((t % per_epoch) * plan.batch,), (plan.batch,))
+
+
+def _fit_batch(plan: TrainPlan, dkey: jax.Array, x_train: jax.Array) -> jax.Array:
+    """LSUV's fit batch, in the network's dtype: the seed's first minibatch (the rows step 0
+    trains on); with full-batch training, the first :meth:`TrainPlan.fit_rows` rows (at most
+    ``LSUV_FULL_BATCH_ROWS``) of the training set."""
+    x = x_train.astype(np.dtype(plan.dtype))
+    n_train = x.shape[0]
+    if plan.batch == 0:
+        return x[:plan.fit_rows(n_train)]
+    return x[_minibatch_index(plan, dkey, 0, n_train)]
+
+
+def _data_key(base_seed, seed) -> jax.Array:
+    return fold_in(fold_in(jax.random.key(base_seed), DATA_BRANCH), seed)
+
+
+def _seed_init(plan: TrainPlan, base_seed, seed, wv, bv, x_train=None):
+    """Initial parameters of every member of one seed (seed key ``fold_in(key(base_seed), seed)``);
+    ``x_train``: the training features, read only by LSUV entries (:func:`_fit_batch`)."""
+    x_fit = _fit_batch(plan, _data_key(base_seed, seed), x_train) if plan.lsuv else None
+    return _member_params(plan, fold_in(jax.random.key(base_seed), seed), wv, bv, x_fit)
+
+
+def _fit_variances(plan: TrainPlan, params: dict[str, Any], x: jax.Array) -> jax.Array:
+    """Each layer's output variance on ``x`` (layers 0 .. depth, the readout last): what LSUV reached."""
+    wide = _wide(plan)
+
+    def layer(x, p):
+        h = jnp.matmul(x, p["kernel"]) + p["bias"]
+        return plan.activation(h), jnp.var(h.astype(wide))
+
+    x, v0 = layer(x, params["input"])
+    x, vh = jax.lax.scan(layer, x, params["hidden"])
+    _, vr = layer(x, params["readout"])
+    return jnp.concatenate([v0[None], vh, vr[None]])
 
 
 def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, x_test, y_test):
     """Train every member of one seed from ``params`` (stacked over members); arrays (n_init, n_grid, ...)."""
     wide = _wide(plan)
-    root = jax.random.key(base_seed)
-    dkey = fold_in(fold_in(root, DATA_BRANCH), seed)
+    dkey = _data_key(base_seed, seed)
     n_grid = lr.shape[0]
     schedule = plan.learning_rate
     if isinstance(schedule, Schedule):
@@ -154,14 +202,11 @@ def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, 
     n_train = x_train.shape[0]
     dtype = np.dtype(plan.dtype)
     x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
-    batch = plan.batch or n_train
-    per_epoch = n_train // batch
 
     def minibatch(t):
         if plan.batch == 0:
             return x_train, y_train
-        perm = jax.random.permutation(fold_in(dkey, t // per_epoch), n_train)
-        idx = jax.lax.dynamic_slice(perm, ((t % per_epoch) * batch,), (batch,))
+        idx = _minibatch_index(plan, dkey, t, n_train)
         return x_train[idx], y_train[idx]
 
     def member_step(p, s, alive, xb, yb, active):
@@ -224,6 +269,11 @@ def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, 
 
     alive0 = jnp.ones((n_combo,), bool)
     ev0 = evaluate(params, alive0)
+    if plan.lsuv:  # what LSUV reached on its fit batch, per member and layer (NaN: not an LSUV entry)
+        is_lsuv = jnp.repeat(jnp.asarray([i in dict(plan.lsuv) for i in range(plan.n_init)]), n_grid)
+        x_fit = _fit_batch(plan, dkey, x_train)
+        reached = jax.vmap(lambda q: _fit_variances(plan, q, x_fit))(params)
+        reached = jnp.where(is_lsuv[:, None], reached, jnp.nan)
     (params, _, alive), (evals, firsts) = jax.lax.scan(chunk, (params, opt, alive0),
                                                        jnp.arange(plan.n_chunks, dtype=jnp.int32))
     ev0.update({n: a[0] for n, a in firsts.items()})
@@ -232,4 +282,6 @@ def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, 
     out = dict(evals)
     out["diverged"] = ~alive
     out["distinct_units"] = jax.vmap(lambda q: _distinct_units(plan, q))(params)
+    if plan.lsuv:
+        out["lsuv_variance"] = reached
     return {k: v.reshape(plan.n_init, n_grid, *v.shape[1:]) for k, v in out.items()}

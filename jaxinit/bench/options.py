@@ -13,6 +13,7 @@ from jaxinit._argtypes import positive_int, positive_ints
 from jaxinit.bench.harness import DEFAULT_TIMEOUT_S, Settings
 from jaxinit.bench.modes import GROWTH_DEPTHS, GROWTH_SEEDS, run_benchmark, run_growth
 from jaxinit.bench.table import format_table
+from jaxinit.bench.train_work import work_choice
 from jaxinit.bench.work import BASELINES, DEFAULT_INITS, SUPPORTED_INITS, Work
 from jaxinit.runtime import XLA_FAST_COMPILE, XLA_WORKAROUND
 
@@ -93,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per child process "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the report as JSON")
+    parser.add_argument("--train", action="store_true",
+                        help="run the training benchmark instead (jaxinit's training engine against a Flax loop, a "
+                             "jitted lax.scan per member and PyTorch on digits; takes --work, --quick, --out, "
+                             "--repeats, --timeout, --torch-threads, --openblas-threads, --json)")
+    parser.add_argument("--work", type=work_choice, default=None, help="--train: T0, T1 or both (default both)")
+    parser.add_argument("--quick", action="store_true", help="--train: a tiny work instead (a smoke run)")
+    parser.add_argument("--out", default=None, metavar="FILE", help="--train: also save the report's text to FILE")
     parser.add_argument("--catalog", nargs=argparse.REMAINDER, default=None, metavar="OPTION",
                         help="run the catalog benchmark instead, with the options that follow (listed below)")
 
@@ -108,6 +116,10 @@ def _sweep_options_given(args: argparse.Namespace) -> list[str]:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark the flags describe, print the table; 0 unless jaxinit's own run failed
     (with ``--catalog``: the catalog benchmark's status, 0 when every cell meets its target)."""
+    if args.train or args.work or args.quick or args.out:
+        from jaxinit.bench import train_bench
+
+        return train_bench.run_train_from_args(args, _sweep_options_given(args))
     if args.catalog is not None:
         given = _sweep_options_given(args)
         if given:

@@ -244,21 +244,27 @@ class TrainPlan:
                              f"training set: it needs at least 2 examples; got a training set of {n_train}.")
 
 
-def warn_lsuv(plan: TrainPlan, reached: Sequence[np.ndarray | None], labels: Sequence[str] | None = None) -> None:
+def warn_lsuv(plans: Mapping[str, TrainPlan], reached: Mapping[str, Sequence[np.ndarray | None]],
+              labels: Sequence[str] | None = None) -> None:
     """One :class:`~jaxinit.lsuv.LSUVWarning` for a whole training run whose LSUV entries missed their
     tolerance (none otherwise).
 
-    ``reached``: the ``lsuv_variance`` arrays of the run's chunks, ``(n_init, n_grid, seeds, depth + 1)``
-    as :func:`~jaxinit.lab.engine.train.run_chunk` returns them (``None`` entries are skipped);
-    ``labels``: the initializers' labels (default: their ``repr``).
+    ``plans``: per program id, its plan; ``reached``: per program id, the ``lsuv_variance`` arrays
+    of its chunks, ``(n_init, n_grid, seeds, depth + 1)`` as :func:`~jaxinit.lab.engine.train.run_chunk`
+    returns them (``None`` entries are skipped); ``labels``: the initializers' labels (default:
+    their ``repr``). A runner collects the chunks' arrays and calls this once, at the end.
     """
-    arrays = [np.asarray(a) for a in reached if a is not None]
-    if not plan.lsuv or not arrays:
-        return
-    variance = np.concatenate(arrays, axis=2)
-    names = layer_names(plan.depth, True)
-    warn_members([(labels[i] if labels is not None else repr(spec), spec, names, variance[i])
-                  for i, spec in plan.lsuv])
+    entries = []
+    for pid, chunks in reached.items():
+        plan, arrays = plans[pid], [np.asarray(a) for a in chunks if a is not None]
+        if not arrays:
+            continue
+        variance = np.concatenate(arrays, axis=2)
+        names = layer_names(plan.depth, True)
+        for i, spec in plan.lsuv:
+            label = labels[i] if labels is not None else repr(spec)
+            entries.append((f"{label} in {pid}" if len(reached) > 1 else label, spec, names, variance[i]))
+    warn_members(entries)
 
 
 def eval_steps(plan: TrainPlan) -> np.ndarray:

@@ -203,7 +203,7 @@ def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequ
     program, _ = compile_train(plan, arrays[0].shape[0], arrays[2].shape[0], g[0].shape[0], chunks)
     parts = [run_chunk(program, plan, chunks, arrays, base_seed, ids, g) for ids in chunks.chunks(seed_ids)]
     out = {k: np.concatenate([p[k] for p in parts], axis=2) for k in parts[0]}
-    warn_lsuv(plan, [out.get("lsuv_variance")])  # once per run, naming the layers that missed
+    warn_lsuv({"": plan}, {"": [out.get("lsuv_variance")]})  # once per run, naming the layers that missed
     return out
 
 

@@ -226,3 +226,15 @@ def test_each_command_refuses_the_other_kind(tmp_path, capsys):
     status, _, err = run_cli(capsys, "train", "quickstart", "--out", tmp_path / "o", "--quiet")
     assert status == 2 and "is a sweep config" in err and "jaxinit sweep" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_lsuv_in_a_training_config_fits_the_first_minibatch_and_warns_once_per_run(tmp_path):
+    data = tiny()
+    data["network"]["activation"] = "tanh"
+    data["sweep"]["initializers"] = ["he_normal", {"name": "lsuv", "base": "orthogonal", "tol": 1e-9, "max_iter": 1}]
+    with pytest.warns(UserWarning, match=r"LSUV did not reach its tolerance .*layer 'input'") as caught:
+        results = training.train(cfg.from_dict(data, source="l.toml"), out=str(tmp_path / "o"), progress=False)
+    assert sum("LSUV" in str(w.message) for w in caught) == 1
+    variance = results.get("lsuv_variance")       # (initializer, grid point, seed, layer 0..depth)
+    assert variance.shape == (2, 1, 2, 3)
+    assert np.all(np.abs(variance[1] - 1.0) < 0.05)  # one rescaling already lands near the target

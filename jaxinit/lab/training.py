@@ -32,6 +32,7 @@ from jaxinit.lab.engine.train import (
     layout,
     run_chunk,
 )
+from jaxinit.lab.engine.train.plan import warn_lsuv
 from jaxinit.lab.run import SweepStalled, _discard, _session_timings, _watched, stall_limit
 
 # Trailing dims of what the engine records (anything else is per member, or per member and layer).
@@ -150,6 +151,7 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
         bar = tqdm(total=total, desc="training", unit=" member-steps", unit_scale=True,
                    disable=not progress or not work, mininterval=0.5, leave=False)
         compiled: dict[str, Any] = {}
+        lsuv_reached: dict[str, list[Any]] = {}  # what LSUV entries reached, warned once per run (and stored)
         try:
             for program, index, count, seeds in work:
                 plan, chunks = plans[program.id], layouts[program.id]
@@ -172,6 +174,8 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
                     lambda plan=plan, chunks=chunks, program=program, seeds=seeds: run_chunk(
                         compiled[program.id], plan, chunks, data, config.sweep.base_seed, seeds, grid),
                     limit, jax.default_backend() == "cpu", stalled)
+                if "lsuv_variance" in arrays:
+                    lsuv_reached.setdefault(program.id, []).append(arrays["lsuv_variance"])
                 folder.write_chunk(program.id, None, arrays, seeds,
                                    dims={k: v for k, v in _DIMS.items() if k in arrays})
                 seconds = time.perf_counter() - t0
@@ -180,7 +184,9 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
                 written += 1
                 bar.update(len(seeds) * members * config.train.steps)
                 if stop_after_chunks is not None and written >= stop_after_chunks:
+                    warn_lsuv(plans, lsuv_reached, config.sweep.labels)
                     return None
+            warn_lsuv(plans, lsuv_reached, config.sweep.labels)
         finally:
             bar.close()
             timings["wall_s"] = time.perf_counter() - start

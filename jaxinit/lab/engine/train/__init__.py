@@ -48,6 +48,8 @@ evaluation at steps ``0, e, 2e, ..., steps`` (:func:`eval_steps`; ``e = min(eval
   ``distinct_units``: how many of the layer's units (kernel column and bias) differ from every
   other, two units being the same when ``max|u_i - u_j| <= 1e-4 * max(max|u_i|, max|u_j|)``
   (1 when all units stayed identical, ``width`` when none did: the symmetry problem, measured).
+* per LSUV member and layer ``l = 0 .. depth``: ``lsuv_variance``, the output variance its fit reached
+  on the seed's first minibatch (NaN for other initializers).
 
 Modules: :mod:`~jaxinit.lab.engine.train.plan` (the plan, optimizers and schedules by name, the
 grid), :mod:`~jaxinit.lab.engine.train.seed` (one seed's parameters, training scan and

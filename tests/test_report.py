@@ -168,3 +168,15 @@ def test_verdicts_of_sweeps_the_theory_describes(tmp_path):
     assert lecun.forward.startswith("vanishing (x0.5") and "[theory: ordered, q* = 0]" in lecun.verdict
     text = report.format_run(res)
     assert "stable" not in text and "converging" in text
+
+
+def test_a_one_layer_sweep_runs_and_its_verdict_says_there_is_no_trend(tmp_path):
+    """Depth 1 compiled no program (the hidden-layer scan was traced with the readout's shape)."""
+    config = config_lib.from_dict({"network": {"depth": 1, "width": 8, "activation": ["relu", "tanh"]},
+                            "sweep": {"seeds": 2, "initializers": ["he_normal", "orthogonal"]},
+                            "inputs": {"batch": 8}}, source="d1.toml")
+    results = lab_run.run(config, out=str(tmp_path / "d1"), progress=False)
+    q = results.get("q", program=0)
+    assert q.shape == (2, 1, 2, 1) and np.isfinite(q).all()
+    assert np.isfinite(results.get("grad_w_norm", program=1)).all()
+    assert all(v.verdict.startswith("one layer: no trend through depth") for v in report.verdicts(results))

@@ -94,6 +94,8 @@ class Verdict:
                     f"{self.n_underflow}/{self.n_seeds} seeds)")
         if not math.isfinite(self.q_ratio) or self.q_ratio == 0.0 or not self.q_last > 0.0:
             return "vanishing (to zero)"
+        if self.window < 2:  # one hidden layer: nothing to follow through depth
+            return f"one layer: no trend through depth (q = {self.q_last:.3g})"
         if not math.isfinite(self.rate):
             return "vanishing (to zero)" if self.rate == 0.0 else "undetermined (no finite trend of q)"
         change = math.log(self.rate) * max(self.window - 1, 0)
@@ -126,7 +128,7 @@ class Verdict:
         if self.n_grad_underflow:
             return (f"gradients vanish (underflow at layer {self.grad_underflow_layer + 1}, "
                     f"{self.n_grad_underflow}/{self.n_seeds} seeds)")
-        if not self.has_gradients:
+        if not self.has_gradients or self.window < 2:
             return None
         if self.grad_ratio == 0.0 or self.grad_rate == 0.0:
             return "gradients vanish toward the input (to zero)"

@@ -112,8 +112,12 @@ def _seed_measure(plan: Plan, base_seed: int, seed, weight_variance, bias_varian
     in_scan = plan.depth > 1 and plan.layer_shape(0) == plan.layer_shape(1)
     if not in_scan:
         carry, (s0, keep0) = step(carry, 0)
-    (x_last, t_last, _, bad, bad_layer, under_layer, _), (stats, kept) = jax.lax.scan(
-        step, carry, jnp.arange(0 if in_scan else 1, plan.depth, dtype=jnp.int32))
+    if plan.depth > 1:
+        (x_last, t_last, _, bad, bad_layer, under_layer, _), (stats, kept) = jax.lax.scan(
+            step, carry, jnp.arange(0 if in_scan else 1, plan.depth, dtype=jnp.int32))
+    else:  # one hidden layer: no scan (its body would be traced with the readout's shape)
+        (x_last, t_last, _, bad, bad_layer, under_layer, _), kept = carry, None
+        stats = {k: v[None, :, ...][:0] for k, v in s0.items()}
     if in_scan:
         d1 = kept[1][0] if plan.gradients else None
         kept = jax.tree.map(lambda a: a[1:], kept) if plan.gradients else None

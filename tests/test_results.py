@@ -189,7 +189,7 @@ def test_chunks_are_written_atomically_and_resume_sees_them(tmp_path, config):
     assert folder.done_chunks(p0.id) == set() and folder.missing_seeds(p0.id) == [0, 1, 2, 3, 4]
     path = folder.write_chunk(p0.id, 0, chunk(p0, [0, 1]), [0, 1])
     folder.write_chunk(p0.id, 2, chunk(p0, [4]), [4])
-    assert path == tmp_path / "chunks" / p0.id / "chunk-000000.npz"
+    assert path == tmp_path / "chunks" / p0.id / "seeds-000000-000001.npz"      # named by its seeds
     assert temp_files(tmp_path) == []
     with np.load(path) as data:
         np.testing.assert_array_equal(data["q"], values(p0, [0, 1]))
@@ -197,7 +197,8 @@ def test_chunks_are_written_atomically_and_resume_sees_them(tmp_path, config):
     # a fresh process resuming the same config sees exactly what was written
     resumed = ResultsFolder(tmp_path)
     assert resumed.prepare(config) is True
-    assert resumed.done_chunks(p0.id) == {0, 2} and resumed.done_chunks(p1.id) == set()
+    assert resumed.done_chunks(p0.id) == {"seeds-000000-000001", "seeds-000004-000004"}
+    assert resumed.done_chunks(p1.id) == set()
     assert resumed.done_seeds(p0.id) == {0, 1, 4}
     assert resumed.missing_seeds(p0.id) == [2, 3] and resumed.missing_seeds(p1.id) == [0, 1, 2, 3, 4]
 
@@ -209,7 +210,10 @@ def test_partially_written_temp_file_is_ignored_and_cleaned(tmp_path, config):
     folder.write_chunk(p0.id, 0, chunk(p0, [0, 1]), [0, 1])
     stale = tmp_path / "chunks" / p0.id / ".chunk-000001.npz.x1y2.tmp"
     stale.write_bytes(b"PK\x03\x04 half a zip")                   # killed mid-write
-    assert folder.done_chunks(p0.id) == {0} and folder.done_seeds(p0.id) == {0, 1}
+    # A temp file that names no owner is removed once it is older than every live writer (here:
+    # than the resuming one; a live writer's own temp files are never removed: test_store_writers).
+    os.utime(stale, (os.path.getmtime(stale) - 3600,) * 2)
+    assert folder.done_chunks(p0.id) == {"seeds-000000-000001"} and folder.done_seeds(p0.id) == {0, 1}
     assert ResultsFolder(tmp_path).prepare(config) is True       # the resume removes it
     assert not stale.exists()
 
@@ -219,24 +223,24 @@ def test_failed_write_leaves_no_file(tmp_path, config, monkeypatch):
     folder.prepare(config)
     p0 = config.programs()[0]
 
-    def crash(f, **arrays):
-        f.write(b"PK\x03\x04 partial")
+    def crash(f, array, **kwargs):
+        f.write(b"\x93NUMPY partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", crash)
+    monkeypatch.setattr(np.lib.format, "write_array", crash)
     with pytest.raises(KeyboardInterrupt):
         folder.write_chunk(p0.id, 0, chunk(p0, [0]), [0])
     monkeypatch.undo()
     assert folder.done_chunks(p0.id) == set() and temp_files(tmp_path) == []
     folder.write_chunk(p0.id, 0, chunk(p0, [0]), [0])
-    assert folder.done_chunks(p0.id) == {0}
+    assert folder.done_chunks(p0.id) == {"seeds-000000-000000"}
 
 
 @pytest.mark.parametrize("program, chunk_id, arrays, seeds, match", [
     ("nope", 0, None, [0], r"program_id 'nope' is not a program of this sweep"),
     ("../x", 0, None, [0], r"program_id must be a file-name-safe string"),
-    (0, -1, None, [0], r"chunk_id must be an integer >= 0; got -1"),
-    (0, True, None, [0], r"chunk_id must be an integer >= 0; got True"),
+    (0, -1, None, [0], r"chunk_id must be None or an integer >= 0; got -1"),
+    (0, True, None, [0], r"chunk_id must be None or an integer >= 0; got True"),
     (0, 0, None, [], r"seed_ids must be a non-empty 1-d sequence of ints"),
     (0, 0, None, [0, 0], r"seed_ids must be distinct"),
     (0, 0, None, [5], r"seed_ids must lie in \[0, 5\)"),
@@ -263,16 +267,16 @@ def test_write_chunk_rejects_seeds_written_by_another_chunk(tmp_path, config):
     folder = ResultsFolder(tmp_path)
     folder.prepare(config)
     p0 = config.programs()[0]
-    folder.write_chunk(p0.id, 0, chunk(p0, [0, 1, 2]), [0, 1, 2])
-    with pytest.raises(ValueError, match=r"seeds 1-2 of program '.*' are already written in chunk 0; plan "
-                                         r"chunks over folder\.missing_seeds"):
+    first = folder.write_chunk(p0.id, 0, chunk(p0, [0, 1, 2]), [0, 1, 2]).read_bytes()
+    with pytest.raises(ValueError, match=r"seeds 1-2 of program '.*' are already written in chunk "
+                                         r"seeds-000000-000002; plan chunks over folder\.missing_seeds"):
         ResultsFolder(tmp_path).write_chunk(p0.id, 1, chunk(p0, [1, 2, 3]), [1, 2, 3])
-    with pytest.raises(ValueError, match=r"chunk 0 of program '.*' already holds seeds 0-2; a chunk id names one "
-                                         r"set of seeds \(pass chunk_id=None for the next free id\)"):
-        folder.write_chunk(p0.id, 0, chunk(p0, [3, 4]), [3, 4])
-    folder.write_chunk(p0.id, 0, chunk(p0, [0, 1, 2]), [0, 1, 2])     # the same seeds again: replaced
-    assert folder.write_chunk(p0.id, None, chunk(p0, [3, 4]), [3, 4]).name == "chunk-000001.npz"
-    assert folder.done_seeds(p0.id) == {0, 1, 2, 3, 4} and folder.done_chunks(p0.id) == {0, 1}
+    # The same seeds again (in another order): the same file, byte for byte; the chunk id names nothing.
+    again = folder.write_chunk(p0.id, 5, {k: v[:, :, ::-1] for k, v in chunk(p0, [0, 1, 2]).items()}, [2, 1, 0])
+    assert again.read_bytes() == first
+    assert folder.write_chunk(p0.id, None, chunk(p0, [3, 4]), [3, 4]).name == "seeds-000003-000004.npz"
+    assert folder.done_seeds(p0.id) == {0, 1, 2, 3, 4}
+    assert folder.done_chunks(p0.id) == {"seeds-000000-000002", "seeds-000003-000004"}
 
 
 def test_resume_with_another_chunk_size_loses_nothing(tmp_path, config):
@@ -483,8 +487,8 @@ def test_damaged_chunk_is_reported(tmp_path, config):
     folder.prepare(config)
     run(folder, config)
     p0 = config.programs()[0]
-    (tmp_path / "chunks" / p0.id / "chunk-000001.npz").write_bytes(b"garbage")
-    with pytest.raises(ResultsError, match=r"chunk file chunks/.*/chunk-000001\.npz is damaged .*; delete it and "
+    (tmp_path / "chunks" / p0.id / "seeds-000002-000003.npz").write_bytes(b"garbage")
+    with pytest.raises(ResultsError, match=r"chunk file chunks/.*/seeds-000002-000003\.npz is damaged .*; delete it and "
                                            r"rerun"):
         ResultsFolder(tmp_path).assemble()
 
@@ -546,7 +550,7 @@ def test_results_files_get_the_mode_a_plain_write_gives(tmp_path, config, umask)
     assert expected == 0o666 & ~umask
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"config.toml", "meta.json", "arrays.npz", "arrays.json", "summary.csv",
-                                         "chunk-000000.npz"}
+                                         "seeds-000000-000001.npz"}
     assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in written} == {
         p.relative_to(tmp_path).as_posix(): oct(expected) for p in written}
 

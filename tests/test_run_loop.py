@@ -23,7 +23,7 @@ def small(out, *, seeds=8, chunk=4, **network) -> jconfig.SweepConfig:
 
 
 def chunk_files(out):
-    return sorted(p.name for p in (out / "chunks").rglob("chunk-*.npz"))
+    return sorted(p.name for p in (out / "chunks").rglob("seeds-*.npz"))  # named by the seeds they hold
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_stalled_chunk_ends_the_sweep_naming_program_and_chunk(tmp_path, hang_
     program = config.programs()[0].id
     assert (err.program, err.chunk, err.chunks, err.seeds) == (program, 2, 2, [4, 5, 6, 7])
     assert f"in program {program}, chunk 2 of 2 (seeds 4-7; stall limit 0.5 s)" in str(err)
-    assert chunk_files(out) == ["chunk-000000.npz"]  # the finished chunk is intact
+    assert chunk_files(out) == ["seeds-000000-000003.npz"]  # the finished chunk is intact
     meta = json.loads((out / "meta.json").read_text())
     assert meta["sessions"][-1]["chunks_written"] == 1
 
@@ -72,7 +72,7 @@ def test_cli_reports_a_stall_in_one_line_and_exits_3(tmp_path, capsys, hang_afte
     assert status == cli.EXIT_STALLED == 3
     assert err.startswith("jaxinit: sweep stalled: no progress for ") and err.count("\n") == 1, err
     assert "chunk 2 of 2" in err and "Traceback" not in err
-    assert chunk_files(out) == ["chunk-000000.npz"]
+    assert chunk_files(out) == ["seeds-000000-000003.npz"]
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "inf", "nan"])
@@ -154,7 +154,7 @@ def test_a_failed_run_never_removes_a_folder_that_existed(tmp_path, monkeypatch)
     for out in (done, empty):
         with pytest.raises(RuntimeError, match="chunk exploded"):
             lab_run.run(small(out), progress=False)
-    assert chunk_files(done) == ["chunk-000000.npz"] and (done / "meta.json").exists()
+    assert chunk_files(done) == ["seeds-000000-000003.npz"] and (done / "meta.json").exists()
     assert (empty / ".keep").read_text() == "mine"
 
 

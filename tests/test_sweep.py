@@ -437,13 +437,13 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     cmd = [sys.executable, "-m", "jaxinit.cli", "sweep", str(config), "--out", str(out), "--quiet", "--no-plots"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
-    while not list(out.glob("chunks/*/chunk-*.npz")) and proc.poll() is None and time.time() < deadline:
+    while not list(out.glob("chunks/*/seeds-*.npz")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
     # Freeze the process the moment the first chunk is seen, so the count below is the state it was
     # killed in; a run that had already finished (a machine too fast for the test) fails here.
     assert proc.poll() is None, f"the sweep ended before its first chunk was seen: {proc.stderr.read()[-2000:]!r}"
     proc.send_signal(signal.SIGSTOP)
-    written = sorted(out.glob("chunks/*/chunk-*.npz"))
+    written = sorted(out.glob("chunks/*/seeds-*.npz"))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     stderr = proc.stderr.read().decode()
@@ -455,7 +455,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=dict(os.environ))
     for path, stamp in first.items():
         assert path.stat().st_mtime_ns == stamp  # finished chunks kept, not recomputed
-    total = sorted(out.glob("chunks/*/chunk-*.npz"))
+    total = sorted(out.glob("chunks/*/seeds-*.npz"))
     assert 0 < len(written) < len(total), (len(written), len(total))  # the kill landed mid-run
     straight = tmp_path / "straight"
     subprocess.run([*cmd[:-4], "--out", str(straight), "--quiet", "--no-plots"], check=True,

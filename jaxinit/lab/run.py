@@ -159,18 +159,70 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
     ``jaxinit.lab.run`` logger's warnings.
 
     A run that fails before writing its first chunk leaves no folder behind when it created the
-    folder; a folder that existed before is never removed. ``meta.json`` keeps, under ``sessions``,
-    the device and timings of every session that computed something, and their totals under ``timings``.
+    folder and no other writer holds it; a folder that existed before is never removed.
+    ``meta.json`` keeps, under ``sessions``, the device and timings of every session that computed
+    something, and their totals under ``timings``.
+
+    Several runs of the same config may share one folder at once (processes, hosts): each takes
+    the seeds that no run has written or claimed (:meth:`~jaxinit.lab.store.ResultsFolder.claim`,
+    checked again before each chunk), then waits for the seeds the others still compute (taking
+    over those of a run that died) and assembles: every run returns the same arrays, bit for bit
+    those of a single run (a member's numbers depend on its config and seed alone).
     """
+    from jaxinit.lab import store as results_lib
+
+    if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and stall_timeout >= 0):
+        raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
+    say = notify or logging.getLogger(__name__).warning
+    with results_lib.ResultsFolder(out or config.output.dir) as folder:  # leaves the writers' registry at the end
+        return _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say)
+
+
+# Seconds between looks at seeds that other writers of the folder are computing.
+SHARED_POLL_S = 1.0
+
+
+def _shared_work(folder, work, programs, chunk_plans, say, skipped):
+    """``work`` item by item, each chunk's seeds cut to what no writer has written or claimed
+    meanwhile (an item left empty: ``skipped()``); then, while seeds are missing, chunks of those
+    that no live writer claims (its writer died), waiting for those the other writers compute."""
+    for program, index, count, seeds in work:
+        seeds = folder.claim(program.id, seeds)
+        if seeds:
+            yield program, index, count, seeds
+        else:
+            skipped()
+    waited = False
+    while True:
+        free, elsewhere = [], {}
+        for program in programs:
+            missing = folder.missing_seeds(program.id)
+            claimed = set(folder.claimed_elsewhere(program.id)) if missing else set()
+            if claimed:
+                elsewhere[program.id] = len(claimed)
+            chunks = chunk_plans[program.id].chunks([s for s in missing if s not in claimed])
+            free += [(program, i + 1, len(chunks), seeds) for i, seeds in enumerate(chunks)]
+        if not free and not elsewhere:
+            return
+        for program, index, count, seeds in free:
+            seeds = folder.claim(program.id, seeds)
+            if seeds:
+                yield program, index, count, seeds
+        if not free:
+            if not waited:
+                who = ", ".join(f"pid {w.get('pid')} on {w.get('host')}" for w in folder.writers()) or "another writer"
+                seeds = ", ".join(f"{n} seeds of {pid}" for pid, n in elsewhere.items())
+                say(f"waiting for {who}: it computes {seeds} of this sweep in {folder.path}")
+                waited = True
+            time.sleep(SHARED_POLL_S)
+
+
+def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say):
     from tqdm.auto import tqdm
 
     from jaxinit.lab import store as results_lib
     from jaxinit.lab.store.layout import _now, _ranges
 
-    if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and stall_timeout >= 0):
-        raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
-    say = notify or logging.getLogger(__name__).warning
-    folder = results_lib.ResultsFolder(out or config.output.dir)
     path = folder.path.absolute()
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     written = 0
@@ -198,7 +250,8 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
         compiled_for: dict[str, Any] = {}
         lsuv_reached: dict[str, list[Any]] = {}  # what LSUV entries reached: not stored, warned once per run
         try:
-            for program, index, count, seeds in work:
+            for program, index, count, seeds in _shared_work(folder, work, programs, chunk_plans, say,
+                                                             lambda: bar.update(1)):
                 plan, cp = plans[program.id], chunk_plans[program.id]
                 if program.id not in compiled_for:
                     compiled_for[program.id], seconds = compile_program(plan, cp, len(points))
@@ -240,15 +293,15 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
             if written or timings["compile_s"]:
                 session = {"started": started_at, "device": results_lib.device_description(),
                            "timings": timings, "chunks_written": written}
-            folder.write_meta({
-                **_session_timings(folder.read_meta(), session),
+            folder.write_meta(lambda meta: {  # under the folder's lock: other writers' sessions are kept
+                **_session_timings(meta, session),
                 "chunk_plan": {pid: dataclasses.asdict(cp) for pid, cp in chunk_plans.items()},
                 "engine": {"seed_block": {pid: cp.block for pid, cp in chunk_plans.items()},
                            "common_random_numbers": _crn_note(plans)},
                 "precision": precision_note(config.network.dtype),
             })
     except BaseException:
-        if written == 0:
+        if written == 0 and not folder.writers():
             _discard(path, created)
         raise
     return folder.assemble(config)

@@ -5,8 +5,13 @@ Layout of a folder (``ResultsFolder(path)``)::
     config.toml      the config as given (or the resolved config, for one built from a dict)
     meta.json        resolved config and its hash, package versions, device, timings, chunk plan,
                      random-number scheme, status ("running" | "partial" | "complete")
-    chunks/<program id>/chunk-000003.npz
-                     one file per finished chunk of seeds, written atomically (temp file + os.replace)
+    chunks/<program id>/seeds-000004-000007.npz
+                     one file per finished chunk of seeds, named by the seeds it holds (a list that is
+                     not a run of seeds adds a digest: seeds-000002-000009-<8 hex>.npz; folders
+                     written before hold chunk-000003.npz, still read), written atomically (temp
+                     file + os.replace) and bit for bit the same by any writer
+    .writers/, .lock the live writers (pid, host, claimed seeds) and the lock of the shared state:
+                     any number of processes may write one folder (jaxinit.lab.store.writers)
     arrays.npz       every probe, dims (program, initializer, grid_point, seed, *trailing)
     arrays.json      dim names per array, coordinate labels, per-program extents of padded dims
     summary.csv      tidy: one row per program x initializer x grid point x layer x statistic:

@@ -49,6 +49,10 @@ SUMMARY_COLUMNS = {
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _PROGRAM_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Chunk files are named by the seeds they hold: seeds-<first>-<last>.npz for a run of seeds,
+# seeds-<first>-<last>-<digest of the seed list>.npz otherwise. chunk-<id>.npz: folders written
+# before (read, resumed and assembled as before; never written).
+_SEEDS_FILE = re.compile(r"seeds-(\d+)-(\d+)(?:-([0-9a-f]{8}))?\.npz")
 _CHUNK_FILE = re.compile(r"chunk-(\d+)\.npz")
 _SEEDS_KEY, _DIMS_KEY, _PROGRAM_KEY = "__seed_ids__", "__dims__", "__program__"
 _VERSIONED = ("jax", "jaxlib", "flax", "optax", "numpy", "jaxinit")

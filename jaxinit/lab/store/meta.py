@@ -1,5 +1,6 @@
 """Preparing a results folder and its ``meta.json``: create or reopen (refusing another config's
-folder), versions and device, the meta record."""
+folder, and a fresh start while another writer holds it), versions and device, the meta record
+(updated under the folder's lock)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from jaxinit._io import atomic_write, write_json
+from jaxinit._io import json_default
 from jaxinit._prng import RANDOM_SCHEME
 from jaxinit.lab.config import SweepConfig
 from jaxinit.lab.store.layout import (
@@ -26,6 +27,7 @@ from jaxinit.lab.store.layout import (
     _now,
     read_meta,
 )
+from jaxinit.lab.store.writers import LOCK_FILE, WRITERS_DIR, describe, owned_write, remove_orphans
 
 
 def package_versions() -> dict[str, str | None]:
@@ -82,12 +84,38 @@ class _Preparing:
         :meth:`~jaxinit.lab.config.SweepConfig.config_hash`) is refused unless ``fresh``, which clears
         what this module wrote there (and ``figures/``) and leaves any other file alone.
 
+        Several writers may share a folder (:mod:`~jaxinit.lab.store.writers`): this one registers
+        as a writer; the same config prepared by two processes at once resumes in the second (they
+        share the missing seeds through :meth:`claim`); ``fresh`` is refused while another live
+        writer holds the folder. Runs under the folder's lock.
+
         Raises:
           ResultsError: the path is a file, lies under a file, cannot be created or written,
-            holds another config's results (without ``fresh``), or holds files that are not
-            jaxinit results.
+            holds another config's results (without ``fresh``), holds files that are not
+            jaxinit results, or (``fresh``) another live writer holds it.
         """
         self._ensure_writable_dir()
+        if not (self.path / META_FILE).exists() and not (self.path / LOCK_FILE).exists():
+            self._refuse_strangers()  # before the lock file is made: a stranger's folder is left as it was
+        registered = self._writer is not None
+        try:
+            with self._locked():
+                return self._prepare(config, config_text, fresh)
+        except BaseException:
+            if not registered:  # a writer that never prepared holds nothing
+                self.close()
+            raise
+
+    def _refuse_strangers(self) -> None:
+        strangers = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
+        if strangers:
+            shown = ", ".join(strangers[:5]) + (", ..." if len(strangers) > 5 else "")
+            raise self._error(
+                f"holds files that are not jaxinit results (no {META_FILE}): {shown}; "
+                "choose an empty or new folder (output.dir)"
+            )
+
+    def _prepare(self, config: SweepConfig, config_text: str | None, fresh: bool) -> bool:
         meta_path = self.path / META_FILE
         new_hash = config.config_hash()
         old: dict[str, Any] | None = None
@@ -102,13 +130,7 @@ class _Preparing:
                                       "the folder)") from None
                 old = {}
         else:
-            strangers = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
-            if strangers:
-                shown = ", ".join(strangers[:5]) + (", ..." if len(strangers) > 5 else "")
-                raise self._error(
-                    f"holds files that are not jaxinit results (no {META_FILE}): {shown}; "
-                    "choose an empty or new folder (output.dir)"
-                )
+            self._refuse_strangers()
         resumed = False
         if old is not None:
             if fresh or old.get("config_hash") != new_hash:
@@ -118,6 +140,7 @@ class _Preparing:
                         f"{new_hash}; {self._describe_change(old.get('config'), config)}). "
                         "Overwrite them with fresh=True, or write elsewhere (another output.dir)"
                     )
+                self._refuse_if_shared("start over (fresh=True)")
                 self._clear()
                 old = None
             else:
@@ -125,19 +148,21 @@ class _Preparing:
         self.config = config
         self._seeds.clear()
         self._schema.clear()
+        writer = self._register()
         (self.path / CHUNKS_DIR).mkdir(exist_ok=True)
         self._remove_stale_temp_files()
+        self._known = {p.id: set(self._chunk_files(p.id)) for p in config.programs()}
         text = config_text if config_text is not None else config.text
         if text is None:
             text = f"# resolved config ({config.source})\n" + config.to_toml()
-        atomic_write(self.path / CONFIG_FILE, lambda f: f.write(text), binary=False)
+        owned_write(self.path / CONFIG_FILE, lambda f: f.write(text), writer.token, binary=False)
         if resumed and old is not None:
             meta = old
             meta["status"] = "running"
             meta.setdefault("resumed", []).append({"at": _now(), "versions": package_versions()})
         else:
             meta = self._initial_meta(config, new_hash)
-        write_json(meta_path, meta)
+        self._write_meta_file(meta)
         return resumed
 
     def _ensure_writable_dir(self) -> None:
@@ -184,11 +209,21 @@ class _Preparing:
         for png in self.path.glob("*.png"):
             png.unlink()
 
+    def _refuse_if_shared(self, action: str) -> None:
+        others = self._register().others()
+        if others:
+            more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+            raise self._error(f"is in use by another writer: {describe(others[0])}{more}; cannot {action} while it "
+                              "writes. Wait for it to finish (or stop it), or write elsewhere (another output.dir)")
+
     def _remove_stale_temp_files(self) -> None:
-        """Temp files left by an interrupted write (never read; removed on the next prepare)."""
-        for tmp in [*self.path.glob(".*.tmp"), *(self.path / CHUNKS_DIR).glob("*/.*.tmp")]:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        """Temp files left by interrupted writes of dead writers (never read; removed on the next
+        prepare), never a live writer's; the registry entries of dead writers."""
+        chunks = self.path / CHUNKS_DIR
+        dirs = [self.path, self.path / WRITERS_DIR]
+        with contextlib.suppress(OSError):
+            dirs += [chunks / d for d in sorted(os.listdir(chunks)) if (chunks / d).is_dir()]
+        remove_orphans(self.path, self._register().token, dirs)
 
     def _initial_meta(self, config: SweepConfig, config_hash: str) -> dict[str, Any]:
         return {
@@ -211,15 +246,23 @@ class _Preparing:
     def read_meta(self) -> dict[str, Any]:
         return read_meta(self.path)
 
-    def write_meta(self, update: Mapping[str, Any]) -> dict[str, Any]:
+    def write_meta(self, update: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]) -> dict[str, Any]:
         """Merge ``update`` into ``meta.json`` (top-level keys replaced), atomically; returns it all.
 
-        The engine records here: ``device`` (:func:`device_description`), ``compile_time_s``,
-        ``run_time_s``, ``chunk_plan`` (seeds per chunk, padding, memory budget), and
-        ``random_numbers`` if its scheme says more than :data:`RANDOM_SCHEME`.
+        ``update`` may be a function of the current meta returning the keys to replace: it runs
+        under the folder's lock, so a writer that appends to a list another writer also appends to
+        (``sessions``) loses nothing. The engine records here: ``device``
+        (:func:`device_description`), ``compile_time_s``, ``run_time_s``, ``chunk_plan`` (seeds
+        per chunk, padding, memory budget), and ``random_numbers`` if its scheme says more than
+        :data:`RANDOM_SCHEME`.
         """
-        meta = self.read_meta()
-        meta.update(update)
-        meta["updated"] = _now()
-        write_json(self.path / META_FILE, meta)
+        with self._locked():
+            meta = self.read_meta()
+            meta.update(update(meta) if callable(update) else update)
+            meta["updated"] = _now()
+            self._write_meta_file(meta)
         return meta
+
+    def _write_meta_file(self, meta: Mapping[str, Any]) -> None:
+        text = json.dumps(meta, indent=2, sort_keys=False, default=json_default, allow_nan=True)
+        owned_write(self.path / META_FILE, lambda f: f.write(text + "\n"), self._register().token, binary=False)

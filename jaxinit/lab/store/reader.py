@@ -17,6 +17,8 @@ import numpy as np
 from jaxinit.errors import ResultsError
 from jaxinit.lab.config import SweepConfig
 from jaxinit.lab.store.layout import (
+    _CHUNK_FILE,
+    _SEEDS_FILE,
     ARRAYS_FILE,
     CHUNKS_DIR,
     COORDS_FILE,
@@ -141,7 +143,8 @@ def load(folder: str | os.PathLike) -> Results:
         raise ResultsError(path, "no such results folder" if not path.exists() else "is not a folder")
     meta = read_meta(path)
     if not (path / ARRAYS_FILE).exists() or not (path / COORDS_FILE).exists():
-        n = sum(1 for _ in (path / CHUNKS_DIR).glob(f"*/{'chunk-*.npz'}"))
+        n = sum(1 for p in (path / CHUNKS_DIR).glob("*/*.npz")
+                if _SEEDS_FILE.fullmatch(p.name) or _CHUNK_FILE.fullmatch(p.name))
         raise ResultsError(path, f"has no {ARRAYS_FILE} yet ({n} chunk files written); rerun the sweep to "
                            "finish it, or ResultsFolder(path).assemble(allow_partial=True)")
     sidecar = json.loads((path / COORDS_FILE).read_text(encoding="utf-8"))

@@ -4,7 +4,9 @@ run and its arrays; the precision note."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -205,12 +207,27 @@ def compile_program(plan: Plan, chunks: ChunkPlan, n_grid: int) -> tuple[OnDevic
     arrays) -> per-combo arrays, seed axis first: ``(block, n_init, n_grid, ...)``.
 
     The program is compiled once and the same executable is loaded on every device
-    (:func:`~jaxinit.lab.engine.devices.on_devices`). Returns ``(program, seconds)``.
+    (:func:`~jaxinit.lab.engine.devices.on_devices`). The last :data:`PROGRAM_CACHE` programs
+    compiled in the process are kept (by plan, block, grid size and devices): a sweep run again in
+    the same process, with another chunk size or budget, does not compile again. Returns
+    ``(program, seconds)``.
     """
+    start = time.perf_counter()
+    key = (plan, chunks.block, n_grid, chunks.devices)
+    if key in _compiled:
+        _compiled.move_to_end(key)
+        return _compiled[key], time.perf_counter() - start
     lowered, seconds = lower_program(plan, chunks, n_grid)
     program, more = on_devices(_block_program(plan), _block_structs(plan, chunks, n_grid), chunks.devices,
                                lowered=lowered)
+    _compiled[key] = program
+    while len(_compiled) > PROGRAM_CACHE:
+        _compiled.popitem(last=False)
     return program, seconds + more
+
+
+PROGRAM_CACHE = 4
+_compiled: collections.OrderedDict = collections.OrderedDict()
 
 
 def lower_program(plan: Plan, chunks: ChunkPlan, n_grid: int):

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test sweep train lint bench bytecode clean
+.PHONY: test sweep train lint bench bytecode clean experiments
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ lint: $(STAMP)
 # jaxinit bench byte-compiles the package itself (jaxinit.bench.byte_compile_package).
 bench: $(STAMP)
 	$(BIN)/jaxinit bench
+
+# The reproductions of experiments/README.md at full size (each also runs alone:
+# $(BIN)/python experiments/repro/NAME.py [--out DIR] [--small]); figures and tables go to docs/figures/.
+EXPERIMENTS := seeds_init order_chaos isometry depth gains
+experiments: $(STAMP) bytecode
+	@start=$$(date +%s); for name in $(EXPERIMENTS); do \
+		$(BIN)/python experiments/repro/$$name.py || exit 1; done; \
+	echo "make experiments: $$(( $$(date +%s) - start )) s for $(EXPERIMENTS)"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -77,7 +77,24 @@ def sweep(config: str, out: Path, overrides: Mapping[str, Any] | None = None):
     from jaxinit.lab.run import run
 
     cfg = config_lib.load(config_path(config), overrides={**(overrides or {}), "output.dir": str(out)})
-    return run(cfg, fresh=True, progress=False, stall_timeout=0)
+    return run(cfg, fresh=True, progress=False)
+
+
+def sweep_noting(config: str, out: Path, overrides: Mapping[str, Any] | None = None,
+                 category: type[Warning] = UserWarning):
+    """:func:`sweep`, with the warnings of ``category`` it raises kept as notes: ``(results, notes)``."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        res = sweep(config, out, overrides)
+    notes = []
+    for w in caught:
+        if not issubclass(w.category, category):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # not ours to keep: re-raise
+        elif str(w.message) not in notes:
+            notes.append(str(w.message))
+    return res, notes
 
 
 def write_table(out: Path, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],

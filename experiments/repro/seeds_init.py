@@ -18,7 +18,8 @@ biases, softmax cross-entropy on random labels for the gradients), per activatio
   vanishing-gradient claim is judged on ``g_1`` itself (<= 1e-6: a step moves nothing);
 * ``score`` = max(|log10 q_L/q_1|, |log10 g_1/g_L|) in decades: how far the network is from
   carrying both signal and gradient through depth; an initializer "suits" an activation when its
-  score is the lowest of the eight and within KEEPS (1 decade, a factor of 10).
+  score is the lowest of the eight static initializers and within KEEPS (1 decade, a factor of 10).
+  LSUV (orthogonal, then rescaled on the batch) is measured beside them, not ranked with them.
 
 Run:  .venv/bin/python experiments/repro/seeds_init.py [--out DIR] [--small]   (~2-3 min on 2 CPU cores)
 """
@@ -48,6 +49,7 @@ GRADIENT_GONE = 1e-6  # the first layer's gradient norm: a step of learning rate
 SYMMETRIC = ("zeros", "constant(0.01)")
 SMALL_RANDOM = ("N(0, 0.01²)", "U(±0.05)")
 STYLES = {"xavier": "--", "lecun": ":", "orthogonal": "-."}  # they coincide on ReLU: keep each visible
+DATA_DEPENDENT = ("lsuv",)  # fitted on the batch: shown beside the static initializers, not ranked with them
 SUITS = {"relu": ("he",), "tanh": ("xavier", "lecun"), "sigmoid": ("xavier", "lecun")}
 
 
@@ -101,7 +103,8 @@ def verdict(numbers: dict) -> list[Verdict]:
         good = tuple(i for i in named if i in by)
         if not good:
             continue
-        best = min(by, key=lambda i: by[i]["score"])
+        static = [i for i in by if i not in DATA_DEPENDENT]  # the tutorials rank the static initializers
+        best = min(static, key=lambda i: by[i]["score"])
         best_score = by[best]["score"]
         mine = min(by[i]["score"] for i in good)
         is_best = mine <= best_score
@@ -109,7 +112,7 @@ def verdict(numbers: dict) -> list[Verdict]:
         status = AGREES if is_best and keeps else (PARTLY if is_best or keeps else DOES_NOT)
         ranked = sorted(by, key=lambda i: by[i]["score"])[:4]
         out.append(Verdict(f"{' / '.join(named)} suit{'s' if len(named) == 1 else ''} {a}", status,
-                           f"best {best} ({best_score:.2f} decades); {'/'.join(good)}: {mine:.2f}; ranking "
+                           f"best static {best} ({best_score:.2f} decades); {'/'.join(good)}: {mine:.2f}; ranking "
                            + ", ".join(f"{i} {by[i]['score']:.2f}" for i in ranked)))
     return out
 
@@ -121,7 +124,8 @@ def figure(res, numbers: dict, path: Path) -> Path:
     labels = res.coords["initializer"]
     fig, axes = common.new_figure(2, len(programs), height_per_row=3.1, width=11.0)
     colors = {"zeros": "black", "constant(0.01)": "tab:brown", "N(0, 0.01²)": "tab:gray", "U(±0.05)": "tab:olive",
-              "xavier": "tab:green", "he": "tab:blue", "lecun": "tab:orange", "orthogonal": "tab:purple"}
+              "xavier": "tab:green", "he": "tab:blue", "lecun": "tab:orange", "orthogonal": "tab:purple",
+              "lsuv": "tab:cyan"}
     for p, prog in enumerate(programs):
         q = res.get("q", p)[:, 0]
         g = res.get("grad_w_norm", p)[:, 0]
@@ -150,7 +154,7 @@ def figure(res, numbers: dict, path: Path) -> Path:
     names = [n + " — overflows (relu)" if n.startswith("constant") else n for n in names]
     fig.legend(handles, names, loc="outside lower center", ncol=4, fontsize=8, frameon=False,
                title=f"line: median over {len(res.coords['seed'])} seeds; band: 5–95% of seeds", title_fontsize=8)
-    fig.suptitle(f"The tutorials' initializers at initialization: ReLU, tanh and sigmoid MLPs, depth "
+    fig.suptitle(f"The tutorials' initializers at initialization, measured: ReLU, tanh and sigmoid MLPs, depth "
                  f"{int(programs[0]['depth'])}, width {int(programs[0]['width'])}, on digits", fontsize=10.5)
     return common.save_figure(fig, path)
 
@@ -162,13 +166,16 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
 
     start = time.perf_counter()
     out = Path(out)
-    res = common.sweep(CONFIG, out / "sweep", SMALL if small else None)
+    from jaxinit.lsuv import LSUV, LSUVWarning
+
+    res, lsuv_notes = common.sweep_noting(CONFIG, out / "sweep", SMALL if small else None, LSUVWarning)
     config = res.config
     labels = res.coords["initializer"]
     width = int(res.coords["program"][0]["width"])
     numbers: dict = {"width": width, "units": {}}
     for entry in config.sweep.initializers:
-        kernel = entry.init(jax.random.key(0), (width, width))
+        draw = entry.init.base if isinstance(entry.init, LSUV) else entry.init  # LSUV rescales its base's draw
+        kernel = draw(jax.random.key(0), (width, width))
         numbers["units"][entry.label] = distinct_units(np.asarray(kernel))
     rows = []
     for p, prog in enumerate(res.coords["program"]):
@@ -196,7 +203,8 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     columns = ["activation", "initializer", "distinct units", "q_1", "q_L", "log10 q_L/q_1", "theory log10 q_L/q_1",
                "g_1", "g_L", "log10 g_1/g_L", "score (decades)", "overflow (median seed)"]
     common.write_table(out, NAME, columns, rows, title="Reproduction 1 at init: the tutorials' initializers on digits",
-                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
+                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts]
+                       + [f"LSUV: {n}" for n in lsuv_notes] + [f"run time {seconds:.0f} s"])
     record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
     common.publish_files([png, out / f"{NAME}.md"], publish)
     return record

@@ -22,6 +22,7 @@ import pytest
 
 DEVICE_COUNTS = (1, 2, 4, 8)
 SEEDS = 32  # 8 blocks of 4 (the CPU's block): every one of 8 devices gets work
+ODD = [31, 3, 17, 9, 30]  # seeds in other blocks, positions and neighbours than in the runs
 VARIANTS = {"default": {}, "chunk12_tiny_budget": {"output.chunk": 12, "output.memory_budget_mb": 0.001}}
 
 CHILD = """
@@ -42,6 +43,13 @@ for name, overrides in variants.items():
     lab_run.run(config, progress=False)
     meta = json.load(open(f"{out}/{name}-sweep/meta.json"))
     plans[name] = next(iter(meta["chunk_plan"].values()))
+# Seeds in other blocks, positions and neighbours (the last block padded): the engine alone.
+program = config.programs()[0]
+plan, n_grid = sweep.plan_for(config, program), len(config.grid_points())
+chunks = sweep.chunk_plan(plan, n_grid, config.sweep.seeds)
+compiled, _ = sweep.compile_program(plan, chunks, n_grid)
+wv, bv = sweep.grid_arrays(config.grid_points())
+np.savez(f"{out}/odd.npz", **sweep.measure_chunk(compiled, plan, chunks, 0, ODD, wv, bv))
 if jax.device_count() <= 2:
     plan = T.TrainPlan(2, 16, 8, 3, ("he_normal", "glorot_normal"), optimizer={"name": "adam"},
                        learning_rate=0.01, steps=20, batch=16, eval_every=10)
@@ -49,7 +57,7 @@ if jax.device_count() <= 2:
     got = T.train_members(plan, d, base_seed=3, seed_ids=[0, 1, 2, 3], block=2, chunk=4)
     np.savez(f"{out}/train.npz", **got)
 print(json.dumps({"devices": jax.device_count(), "plans": plans}))
-""".replace("SEEDS", str(SEEDS))
+""".replace("SEEDS", str(SEEDS)).replace("ODD", str(ODD))
 
 
 def _child(devices: int, out) -> dict:
@@ -105,6 +113,16 @@ def test_sweep_arrays_are_bitwise_equal_across_devices_chunks_and_budgets(runs):
             for name in reference:
                 np.testing.assert_array_equal(got[name], reference[name], err_msg=f"{name}: {n} devices, {variant}")
                 assert got[name].tobytes() == reference[name].tobytes(), (name, n, variant)  # NaNs too
+
+
+def test_a_seed_gives_the_same_bits_in_any_block_position_and_company(runs):
+    root, _ = runs
+    reference = _arrays(root / "1" / "default-sweep" / "arrays.npz")
+    for n in DEVICE_COUNTS:
+        odd = _arrays(root / str(n) / "odd.npz")
+        assert set(reference) <= set(odd)
+        for name in reference:
+            assert odd[name].tobytes() == np.ascontiguousarray(reference[name][0][:, :, ODD]).tobytes(), (name, n)
 
 
 def test_training_is_bitwise_equal_on_one_and_two_devices(runs):

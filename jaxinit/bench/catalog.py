@@ -5,14 +5,19 @@ entry: ``eager`` (one call outside any trace, as in a notebook or an ``nnx`` mod
 ``jit`` (a warm ``jax.jit`` of the call) and ``vmap`` (an eager ``jax.vmap`` of the call over 16
 keys); ``torch.nn.init`` (when importable) is timed eagerly, on a fresh ``torch.empty`` of the same
 shape (its own layout convention: the fans it computes for the same shape may differ, the work
-does not). Each time is the median of ``repeats`` calls after one warm-up call (which compiles);
+does not). Each time is the median of ``repeats`` calls after one warm-up call (which compiles;
+with ``--cell-budget``, as many calls as fit in it, between ``MIN_CALLS`` and ``MAX_CALLS``);
 JAX's and jaxinit's calls are interleaved so a loaded machine slows them alike (torch's are timed
 apart: its idle OpenMP threads spin and would slow the next call). Reported per cell:
 the medians in ms, ``vs_jax`` = JAX's median / jaxinit's (above 1: jaxinit faster), ``vs_torch``
-likewise, and for jaxinit's eager cells ``eager/jit`` = eager median / jit median.
+likewise, and for jaxinit's eager cells ``eager/jit`` = eager median / the median of the same draw
+jitted, timed interleaved with the eager calls (``ms["jaxinit_jit"]``: a loaded machine's drift
+between two cells does not enter the ratio).
 
 Targets (issue 16): ``vs_jax >= 1`` within noise (``--noise``, default 10%) wherever JAX has the
-entry, and ``eager/jit <= 1.5``. Cells missing a target are listed as misses.
+entry, and ``eager/jit <= 1.5``. Cells missing a target are listed as misses; shapes an entry does not
+fill by design (``identity`` of a conv kernel) are listed as refused, not timed. The text table
+(:mod:`jaxinit.bench.catalog_table`) ends with a summary of the ratios per mode.
 
 The model: a ``flax.linen`` transformer of ``--blocks`` pre-LayerNorm blocks (attention and MLP
 projections as ``nn.Dense``), built twice with the same structure, once with ``jax.nn.initializers``
@@ -39,14 +44,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxinit._argtypes import positive_int
+from jaxinit._argtypes import positive_int, seconds
 from jaxinit.bench.catalog_entries import Entry, catalog_entries
+from jaxinit.bench.catalog_table import format_table
 
 KEYS_PER_VMAP = 16
 DEFAULT_SHAPES = ("64x64", "256x256", "2048x2048", "3x3x64x128", "64x256x256")
 MODES = ("eager", "jit", "vmap")
 DTYPES = ("float32", "bfloat16")
 EAGER_OVER_JIT_TARGET = 1.5
+# With --cell-budget, the timed calls per cell: as many as fit, at least MIN_CALLS, at most MAX_CALLS.
+MIN_CALLS, MAX_CALLS = 3, 201
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -64,8 +72,14 @@ def _median_ms(times: list[float]) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float | str]:
-    """Median ms per call name, calls interleaved; a call that fails on its warm-up gives its error."""
+def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int,
+                      budget_s: float | None = None) -> tuple[dict[str, float | str], int]:
+    """Median ms per call name, calls interleaved, and the number of timed calls each; a call that
+    fails on its warm-up gives its error.
+
+    ``budget_s``: instead of ``repeats`` rounds (one call of each name), as many as fit in
+    ``budget_s``, judged from the first round: at least ``MIN_CALLS`` (large shapes under ``vmap``),
+    at most ``MAX_CALLS`` (fast cells, whose medians a loaded machine's hiccups would swing)."""
     import jax
 
     out: dict[str, float | str] = {}
@@ -77,13 +91,19 @@ def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict
         except Exception as err:  # noqa: BLE001 -- the cell reports what the library refused
             out[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
     times: dict[str, list[float]] = {name: [] for name in live}
-    for _ in range(repeats):
-        for name, call in live.items():
+    order = list(live.items())
+    rounds, done = repeats, 0
+    while done < rounds:  # each round starts with the next name: no call always follows the same one
+        for name, call in order[done % len(order):] + order[:done % len(order)]:
             start = time.perf_counter()
             jax.block_until_ready(call())
             times[name].append(time.perf_counter() - start)
+        done += 1
+        if done == 1 and budget_s is not None and live:
+            first = sum(ts[0] for ts in times.values())
+            rounds = max(MIN_CALLS, min(MAX_CALLS, int(budget_s / max(first, 1e-9))))
     out.update({name: _median_ms(ts) for name, ts in times.items()})
-    return out
+    return out, min(len(ts) for ts in times.values()) if times else 0
 
 
 def _torch_call(entry: Entry, shape: tuple[int, ...], dtype: str) -> Callable[[], Any] | None:
@@ -104,8 +124,12 @@ def _torch_call(entry: Entry, shape: tuple[int, ...], dtype: str) -> Callable[[]
 
 
 def bench_cell(entry: Entry, shape: tuple[int, ...], dtype: str, mode: str, repeats: int,
-               use_torch: bool) -> dict[str, Any]:
-    """One (entry, shape, dtype, mode) cell: medians (ms) for each library that has the entry."""
+               use_torch: bool, budget_s: float | None = None) -> dict[str, Any]:
+    """One (entry, shape, dtype, mode) cell: medians (ms) for each library that has the entry, and
+    ``calls``, the timed calls behind each (``repeats``, fewer where ``budget_s`` runs out).
+
+    A shape the jaxinit entry refuses by design (``identity`` of a conv kernel) gives a cell with
+    ``refused`` (the error) and no timings: not a miss."""
     import jax
 
     import jaxinit
@@ -114,6 +138,11 @@ def bench_cell(entry: Entry, shape: tuple[int, ...], dtype: str, mode: str, repe
     theirs = entry.jax() if entry.jax is not None else None
     key = jax.random.key(0)
     keys = jax.random.split(key, KEYS_PER_VMAP)
+    cell: dict[str, Any] = {"entry": entry.name, "shape": list(shape), "dtype": dtype, "mode": mode, "ms": {}}
+    try:
+        jax.eval_shape(lambda k: ours(k, shape, dtype), key)
+    except (TypeError, ValueError) as err:
+        return cell | {"refused": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
 
     def make(init: Any) -> Callable[[], Any]:
         def draw(k: Any) -> Any:
@@ -129,14 +158,18 @@ def bench_cell(entry: Entry, shape: tuple[int, ...], dtype: str, mode: str, repe
     calls = {"jaxinit": make(ours)}
     if theirs is not None:
         calls["jax"] = make(theirs)
-    medians = _time_interleaved(calls, repeats)
+    if mode == "eager":  # eager/jit from calls interleaved with the eager ones, not from the jit cell's
+        jitted = jax.jit(lambda k: ours(k, shape, dtype))
+        calls["jaxinit_jit"] = lambda: jitted(key)
+    medians, cell["calls"] = _time_interleaved(calls, repeats, budget_s)
     if use_torch and mode == "eager" and entry.torch is not None:
         torch_call = _torch_call(entry, shape, dtype)
         if torch_call is not None:  # timed apart: torch's spinning OpenMP threads slow the next JAX call
-            medians |= _time_interleaved({"torch": torch_call}, repeats)
-    cell: dict[str, Any] = {"entry": entry.name, "shape": list(shape), "dtype": dtype, "mode": mode,
-                            "ms": medians}
-    mine = medians.get("jaxinit")
+            medians |= _time_interleaved({"torch": torch_call}, repeats, budget_s)[0]
+    cell["ms"] = medians
+    mine, jit = medians.get("jaxinit"), medians.get("jaxinit_jit")
+    if isinstance(mine, float) and isinstance(jit, float) and jit > 0:
+        cell["eager/jit"] = mine / jit
     for lib in ("jax", "torch"):
         other = medians.get(lib)
         if isinstance(mine, float) and isinstance(other, float) and mine > 0:
@@ -157,17 +190,6 @@ def check_targets(cells: list[dict[str, Any]], noise: float) -> list[dict[str, A
             misses.append({**where, "target": f"eager/jit <= {EAGER_OVER_JIT_TARGET}",
                            "value": round(cell["eager/jit"], 3)})
     return misses
-
-
-def _add_eager_over_jit(cells: list[dict[str, Any]]) -> None:
-    jit = {(c["entry"], tuple(c["shape"]), c["dtype"]): c["ms"].get("jaxinit")
-           for c in cells if c["mode"] == "jit"}
-    for cell in cells:
-        if cell["mode"] != "eager":
-            continue
-        eager, jitted = cell["ms"].get("jaxinit"), jit.get((cell["entry"], tuple(cell["shape"]), cell["dtype"]))
-        if isinstance(eager, float) and isinstance(jitted, float) and jitted > 0:
-            cell["eager/jit"] = eager / jitted
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -226,7 +248,7 @@ def bench_model(blocks: int, width: int, heads: int, vocab: int, seq: int, repea
     for lib in libs:
         out[f"{lib}_compile_s"] = min(compile_s[lib])
     out["params"] = int(sum(math.prod(p.shape) for p in jax.tree.leaves(compiled["jaxinit"](key, tokens))))
-    runs = _time_interleaved({lib: (lambda c=c: c(key, tokens)) for lib, c in compiled.items()}, repeats)
+    runs, _ = _time_interleaved({lib: (lambda c=c: c(key, tokens)) for lib, c in compiled.items()}, repeats)
     for lib in libs:
         out[f"{lib}_run_ms"] = runs[lib]
     out["compile_vs_jax"] = out["jax_compile_s"] / out["jaxinit_compile_s"]
@@ -238,8 +260,9 @@ def bench_model(blocks: int, width: int, heads: int, vocab: int, seq: int, repea
 def run(entries: Sequence[str] | None = None, shapes: Sequence[tuple[int, ...]] | None = None,
         modes: Sequence[str] = MODES, dtypes: Sequence[str] = DTYPES, repeats: int = 7,
         use_torch: bool = True, model: dict[str, int] | None = None, noise: float = 0.1,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The report: ``{"meta", "cells", "model", "misses"}`` (JSON-able)."""
+        progress: Callable[[str], None] | None = None, budget_s: float | None = None) -> dict[str, Any]:
+    """The report: ``{"meta", "cells", "model", "misses"}`` (JSON-able); ``budget_s`` bounds each
+    cell's timed calls (see :func:`bench_cell`)."""
     import jax
 
     import jaxinit
@@ -259,8 +282,7 @@ def run(entries: Sequence[str] | None = None, shapes: Sequence[tuple[int, ...]] 
                 for mode in modes:
                     if progress:
                         progress(f"{entry.name} {shape} {dtype} {mode}")
-                    cells.append(bench_cell(entry, shape, dtype, mode, repeats, use_torch))
-    _add_eager_over_jit(cells)
+                    cells.append(bench_cell(entry, shape, dtype, mode, repeats, use_torch, budget_s))
     try:
         import torch
         torch_version = torch.__version__
@@ -270,7 +292,7 @@ def run(entries: Sequence[str] | None = None, shapes: Sequence[tuple[int, ...]] 
         "meta": {"jax": jax.__version__, "jaxinit": getattr(jaxinit, "__version__", None), "torch": torch_version,
                  "device": str(jax.devices()[0].device_kind), "platform": platform.platform(),
                  "python": platform.python_version(), "repeats": repeats, "keys_per_vmap": KEYS_PER_VMAP,
-                 "noise": noise},
+                 "noise": noise, "cell_budget_s": budget_s, "min_calls": MIN_CALLS, "max_calls": MAX_CALLS},
         "cells": cells,
         "model": bench_model(repeats=max(3, repeats), **model) if model else None,
     }
@@ -283,53 +305,6 @@ def run(entries: Sequence[str] | None = None, shapes: Sequence[tuple[int, ...]] 
     return report
 
 
-def _fmt_ms(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return "error"
-    return f"{value:.3g}"
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """The report as a fixed-width text table (medians in ms; ratios above 1 favour jaxinit)."""
-    meta = report["meta"]
-    lines = [f"jaxinit catalog benchmark: jax {meta['jax']}, torch {meta['torch'] or 'not installed'}, "
-             f"{meta['device']}, medians of {meta['repeats']} calls, vmap over {meta['keys_per_vmap']} keys",
-             "ratios: vs_jax = jax ms / jaxinit ms, vs_torch = torch ms / jaxinit ms (>1: jaxinit faster); "
-             "eager/jit = jaxinit eager ms / jaxinit jit ms",
-             ""]
-    header = (f"{'entry':<26}{'shape':<13}{'dtype':<9}{'mode':<6}{'jaxinit':>9}{'jax':>9}{'torch':>9}"
-              f"{'vs_jax':>8}{'vs_torch':>9}{'eager/jit':>10}")
-    lines += [header, "-" * len(header)]
-    for c in report["cells"]:
-        ms = c["ms"]
-        shape = "x".join(str(d) for d in c["shape"])
-        ratio = {k: (f"{c[k]:.2f}" if k in c else "-") for k in ("vs_jax", "vs_torch", "eager/jit")}
-        lines.append(f"{c['entry']:<26}{shape:<13}{c['dtype']:<9}{c['mode']:<6}{_fmt_ms(ms.get('jaxinit')):>9}"
-                     f"{_fmt_ms(ms.get('jax')):>9}{_fmt_ms(ms.get('torch')):>9}{ratio['vs_jax']:>8}"
-                     f"{ratio['vs_torch']:>9}{ratio['eager/jit']:>10}")
-    errors = [(c, lib, v) for c in report["cells"] for lib, v in c["ms"].items() if isinstance(v, str)]
-    if errors:
-        lines += ["", "errors (a library that cannot fill the shape):"]
-        lines += [f"  {c['entry']} {'x'.join(map(str, c['shape']))} {c['dtype']} {c['mode']} {lib}: {v}"
-                  for c, lib, v in errors]
-    model = report.get("model")
-    if model:
-        lines += ["", f"transformer: {model['blocks']} blocks, width {model['width']}, {model['heads']} heads, "
-                      f"vocab {model['vocab']}, seq {model['seq']}, {model['params'] / 1e6:.1f} M parameters",
-                  f"  jit(model.init) compile: jax {model['jax_compile_s']:.2f} s, jaxinit "
-                  f"{model['jaxinit_compile_s']:.2f} s, vs_jax {model['compile_vs_jax']:.2f}",
-                  f"  jit(model.init) run:     jax {model['jax_run_ms']:.1f} ms, jaxinit "
-                  f"{model['jaxinit_run_ms']:.1f} ms, vs_jax {model['run_vs_jax']:.2f}"]
-    lines += ["", f"misses ({len(report['misses'])}):"]
-    for m in report["misses"]:
-        shape = "x".join(str(d) for d in m.get("shape", []))
-        lines.append(f"  {m['entry']} {shape} {m.get('dtype', '')} {m.get('mode', '')}: "
-                     f"{m['target']} missed ({m['value']})")
-    return "\n".join(lines) + "\n"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The catalog benchmark's options (for ``jaxinit bench --catalog``)."""
     parser.add_argument("--entries", nargs="+", metavar="NAME", help="entries to run (default: all)")
@@ -338,6 +313,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="modes (default: all)")
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES), help="dtypes (default: all)")
     parser.add_argument("--repeats", type=positive_int, default=7, help="timed calls per cell (median; default 7)")
+    parser.add_argument("--cell-budget", type=seconds, default=0.0, metavar="SECONDS",
+                        help=f"time each cell for about this long instead of --repeats calls: as many calls as fit, "
+                             f"{MIN_CALLS} to {MAX_CALLS} (default 0: --repeats calls)")
     parser.add_argument("--noise", type=float, default=0.1, help="tolerance of the vs_jax >= 1 target (0.1)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.init")
     parser.add_argument("--no-model", action="store_true", help="skip the transformer")
@@ -357,7 +335,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                                         "vocab": args.vocab, "seq": args.seq}
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     report = run(args.entries, args.shapes, args.modes, args.dtypes, args.repeats, not args.no_torch, model,
-                 args.noise, progress)
+                 args.noise, progress, args.cell_budget or None)
     table = format_table(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

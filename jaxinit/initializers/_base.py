@@ -14,7 +14,10 @@ keeps bfloat16/float16/float8 weights on their intended distribution.
 
 The draw and the cast run as one ``jax.jit`` program, compiled once per (initializer, shape,
 dtype, key kind) and kept in a bounded LRU cache (:data:`EAGER_PROGRAMS`): an eager call is as
-fast as a jitted one, and eager, ``jit`` and ``vmap`` draws agree bit for bit.
+fast as a jitted one, and eager, ``jit`` and ``vmap`` draws agree bit for bit. A call repeating
+one that passed the checks (the same initializer, shape tuple, dtype argument, kind of key and
+flags) skips them: one dict lookup, then the program (measured on 2 CPU cores: 2-5 us of Python
+per call instead of 4-28 us). Any other call, bad input included, is checked as above.
 """
 
 from __future__ import annotations
@@ -402,9 +405,10 @@ class ProgramCache:
             return None
         signature, program = found
         with self._lock:
-            if self._entries.get(signature) is not program:  # evicted since
+            try:
+                self._entries.move_to_end(signature)
+            except KeyError:  # evicted since (its spellings go with it)
                 return None
-            self._entries.move_to_end(signature)
             self.hits += 1
         return program
 

@@ -258,3 +258,16 @@ def test_chunk_files_are_named_by_their_seeds_and_old_names_still_resume(tmp_pat
     resumed.write_chunk(program, None, q([4, 6, 7]), [4, 6, 7])
     got = resumed.assemble().get("q")
     np.testing.assert_array_equal(got[0, 0, :, 0], np.arange(8, dtype=np.float32))
+
+
+def test_a_temp_file_removed_while_written_is_written_again(tmp_path):
+    calls = []
+
+    def write(f):  # another writer, judging this one dead, removes its temp file once mid-write
+        calls.append(1)
+        if len(calls) == 1:
+            next(tmp_path.glob(".x.npz.w-node7-42-0a0b0c0d.*.tmp")).unlink()
+        f.write(b"done")
+
+    W.owned_write(tmp_path / "x.npz", write, "node7-42-0a0b0c0d")
+    assert (tmp_path / "x.npz").read_bytes() == b"done" and len(calls) == 2 and not list(tmp_path.glob(".*"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,7 @@ class ResultsFolder(_Preparing, _Chunks, _Assembling):
             with self._locked():
                 writer.save()
             self._writer = writer
+            weakref.finalize(self, writer.close)  # a folder object collected unclosed leaves too
         return self._writer
 
     def close(self) -> None:

@@ -52,7 +52,20 @@ _TEMP = re.compile(r"\..+\.tmp")
 
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
 _LIVE_TOKENS: set[str] = set()          # tokens registered by this process and not yet closed
+_BEATS: dict[str, Path] = {}            # token -> registry entry, refreshed by the heartbeat thread
 _LIVE_LOCK = threading.Lock()
+_BEAT_THREAD: list[threading.Thread] = []
+
+
+def _heartbeat() -> None:
+    """Refresh the registry entries of this process's live writers every HEARTBEAT_S (one thread)."""
+    while True:
+        time.sleep(HEARTBEAT_S)
+        with _LIVE_LOCK:
+            paths = list(_BEATS.values())
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.utime(path)
 
 
 def host() -> str:
@@ -105,9 +118,25 @@ def owned_write(path: Path, write: Callable[[Any], None], token: str, binary: bo
 
     As :func:`jaxinit._io.atomic_write` (the mode a plain ``open(path, "w")`` gives, the data
     fsynced before the rename and the folder after it), with the writer's token in the temp name,
-    so that no other writer removes it while it is written.
+    so that no other writer removes it while it is written. Should another writer have removed it
+    all the same (it judged this writer dead: a remote heartbeat that came late), it is written again.
     """
     path = Path(path)
+    for attempt in range(3):
+        try:
+            _owned_write_once(path, write, token, binary)
+            break
+        except _TempVanished:
+            if attempt == 2:
+                raise FileNotFoundError(f"{path}: the temp file was removed three times while written") from None
+    fsync_dir(path.parent)
+
+
+class _TempVanished(Exception):
+    pass
+
+
+def _owned_write_once(path: Path, write: Callable[[Any], None], token: str, binary: bool) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         tmp = path.parent / f".{path.name}.w-{token}.{secrets.token_hex(3)}.tmp"
@@ -124,12 +153,16 @@ def owned_write(path: Path, write: Callable[[Any], None], token: str, binary: bo
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            if path.parent.is_dir():
+                raise _TempVanished from None
+            raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -199,8 +232,6 @@ class Writer:
         self.token = f"{_HOST}-{self.pid}-{secrets.token_hex(4)}"
         self.started = time.time()
         self.claims: dict[str, list[int]] = {}
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
         with _LIVE_LOCK:
             _LIVE_TOKENS.add(self.token)
         atexit.register(self.close)
@@ -215,24 +246,22 @@ class Writer:
                 "started": self.started, "claims": self.claims}
 
     def save(self) -> None:
-        """Write (or rewrite) the registry entry; starts the heartbeat the first time."""
+        """Write (or rewrite) the registry entry; its heartbeat runs until :meth:`close`."""
         self.path.parent.mkdir(exist_ok=True)
         text = json.dumps(self.entry(), sort_keys=True)
         owned_write(self.path, lambda f: f.write(text), self.token, binary=False)
-        if self._beat is None:
-            self._beat = threading.Thread(target=self._heartbeat, name="jaxinit-writer", daemon=True)
-            self._beat.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
+        with _LIVE_LOCK:
+            if self.token in _LIVE_TOKENS:
+                _BEATS[self.token] = self.path
+            if not _BEAT_THREAD:
+                _BEAT_THREAD.append(threading.Thread(target=_heartbeat, name="jaxinit-writers", daemon=True))
+                _BEAT_THREAD[0].start()
 
     def close(self) -> None:
         """Leave the registry (the claims go with the entry); idempotent."""
-        self._stop.set()
         with _LIVE_LOCK:
             _LIVE_TOKENS.discard(self.token)
+            _BEATS.pop(self.token, None)
         with contextlib.suppress(OSError):
             self.path.unlink()
         atexit.unregister(self.close)

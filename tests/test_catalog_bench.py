@@ -77,6 +77,8 @@ def test_a_cell_budget_sets_the_number_of_timed_calls():
     assert calls == catalog_bench.MAX_CALLS  # fast calls: more than --repeats, up to MAX_CALLS
     _, calls = catalog_bench._time_interleaved({"fast": lambda: None}, repeats=5)
     assert calls == 5  # no budget: --repeats
+    # torch's orthogonal_ in bfloat16: the only call fails, nothing is timed
+    assert catalog_bench._time_interleaved({"broken": broken}, 5, 0.1) == ({"broken": "ValueError: no such shape"}, 0)
 
 
 def test_misses_name_the_cell_the_target_and_the_value():

@@ -92,7 +92,7 @@ def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int,
             out[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
     times: dict[str, list[float]] = {name: [] for name in live}
     order = list(live.items())
-    rounds, done = repeats, 0
+    rounds, done = (repeats if live else 0), 0
     while done < rounds:  # each round starts with the next name: no call always follows the same one
         for name, call in order[done % len(order):] + order[:done % len(order)]:
             start = time.perf_counter()

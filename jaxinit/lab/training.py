@@ -142,7 +142,7 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
             size = layouts[programs[0].id].size
             if size != config.output.chunk and config.output.chunk < n_seeds:
                 say(f"output.chunk = {config.output.chunk} rounded up to {size} seeds per chunk: a chunk is a "
-                    "multiple of the seeds trained together on every device")
+                    "multiple of the seeds trained together in one vmap block")
         timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
         finished: dict[str, list[float]] = {}
         start, started_at = time.perf_counter(), _now()

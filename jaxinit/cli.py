@@ -5,12 +5,14 @@
     jaxinit theory ACTIVATION [--bias-variance V]  q*, chi_1, depth scales, the critical sigma_w^2
     jaxinit sweep CONFIG [--set KEY=VALUE ...] [--out DIR] [--fresh] [--seeds N] [--chunk N] [--stall-timeout S]
     jaxinit train CONFIG [--set KEY=VALUE ...] [--out DIR] [--fresh] [--seeds N] [--steps N] [--no-plots] [--quiet]
+        both also: [--coordinator HOST:PORT --num-processes N --process-id I] [--join-timeout S]  (a cluster)
     jaxinit configs [--copy NAME DIR]              the shipped configs (CONFIG may be one's name)
     jaxinit plot DIR                               (re)draw the figures of a results folder
     jaxinit bench [...]                            speed against plain Flax and PyTorch loops
 
 Bad input (a config, a name, a shape) ends with one line on stderr and exit status 2.
 A sweep that stalls (a chunk without progress past its limit) ends with one line and exit status 3.
+In a cluster (jaxinit.lab.cluster), a process whose peer stopped with an error ends with exit status 1.
 """
 
 from __future__ import annotations
@@ -158,7 +160,6 @@ def _fmt(x: float) -> str:
 # -- sweep / plot ------------------------------------------------------------------------------
 def cmd_sweep(args) -> int:
     from jaxinit.lab import config as config_lib
-    from jaxinit.lab import report
     from jaxinit.lab import run as lab_run
 
     # --set KEY=VALUE in order (a later one wins), then the named flags: one mechanism, one validation.
@@ -166,47 +167,80 @@ def cmd_sweep(args) -> int:
     for key, value in (("sweep.seeds", args.seeds), ("output.chunk", args.chunk), ("output.dir", args.out)):
         if value is not None:
             overrides[key] = value
-    config = config_lib.load(args.config, overrides=overrides)
-    if config.kind == "train":
-        raise UsageError(f"{config.source} is a training config (it has a [train] section): run it with jaxinit train")
-    try:
-        results = lab_run.run(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
-                            notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
-    except lab_run.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
-        print(f"jaxinit: sweep stalled: {err}{_flag_hint(str(err))}", file=sys.stderr)
-        return EXIT_STALLED
-    print(report.format_run(results))
-    if not args.no_plots:
-        paths = _write_figures(results)
-        print(f"figures: {len(paths)} PNGs in {Path(results.path) / 'figures'}")
-    print(f"results: {results.path} (arrays.npz, summary.csv, meta.json)")
-    return 0
+
+    def load():
+        config = config_lib.load(args.config, overrides=overrides)
+        if config.kind == "train":
+            raise UsageError(f"{config.source} is a training config (it has a [train] section): run it with "
+                             "jaxinit train")
+        return config
+
+    return _run_lab(args, "sweep", load, lab_run.run)
 
 
 def cmd_train(args) -> int:
     from jaxinit.lab import config as config_lib
-    from jaxinit.lab import report, training
-    from jaxinit.lab import run as lab_run
+    from jaxinit.lab import training
 
     overrides = dict(args.set or ())
     for key, value in (("sweep.seeds", args.seeds), ("train.steps", args.steps), ("output.chunk", args.chunk),
                        ("output.dir", args.out)):
         if value is not None:
             overrides[key] = value
-    config = config_lib.load(args.config, overrides=overrides)
-    if config.kind != "train":
-        raise UsageError(f"{config.source} is a sweep config (no [train] section): run it with jaxinit sweep")
+
+    def load():
+        config = config_lib.load(args.config, overrides=overrides)
+        if config.kind != "train":
+            raise UsageError(f"{config.source} is a sweep config (no [train] section): run it with jaxinit sweep")
+        return config
+
+    return _run_lab(args, "train", load, training.train)
+
+
+def _run_lab(args, command: str, load, compute) -> int:
+    """``jaxinit sweep`` / ``jaxinit train``: load the config, compute into the results folder, report.
+
+    In a cluster (``args.cluster``, :mod:`jaxinit.lab.cluster`) every process runs this: the
+    processes agree on the config, process 0 prepares the folder (``--fresh`` once), every process
+    computes the seeds it claims, and process 0 assembles, reports and draws while the others wait
+    for its word and say so.
+    """
+    from jaxinit.lab import cluster as cluster_lib
+    from jaxinit.lab import report
+    from jaxinit.lab import run as lab_run
+
+    cluster = getattr(args, "cluster", None)
+    prefix = "" if cluster is None else f"{cluster.describe()}: "
+
+    def note(text: str) -> None:
+        print(f"jaxinit: {prefix}note: {text}", file=sys.stderr)
+
+    if cluster is None:
+        config, fresh, first = load(), args.fresh, True
+    else:
+        config = cluster_lib.check_config(cluster, load, args.fresh)
+        cluster_lib.prepare_folder(cluster, config, args.fresh)
+        fresh, first = False, cluster.process_id == 0  # process 0 made it fresh, before anyone wrote
     try:
-        results = training.train(config, fresh=args.fresh, progress=not args.quiet, stall_timeout=args.stall_timeout,
-                                 notify=lambda note: print(f"jaxinit: note: {note}", file=sys.stderr))
-    except lab_run.SweepStalled as err:
-        print(f"jaxinit: training stalled: {err}{_flag_hint(str(err), 'train')}", file=sys.stderr)
+        results = compute(config, fresh=fresh, progress=not args.quiet and first, stall_timeout=args.stall_timeout,
+                          notify=note, assemble=first)
+    except lab_run.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
+        what = "sweep" if command == "sweep" else "training"
+        print(f"jaxinit: {prefix}{what} stalled: {err}{_flag_hint(str(err), command)}", file=sys.stderr)
         return EXIT_STALLED
+    if results is None:  # a process of a cluster other than 0: its chunks are written
+        print(f"jaxinit: {prefix}every seed is written in {Path(config.output.dir) / 'chunks'}; process 0 "
+              "assembles arrays.npz, summary.csv and the figures", file=sys.stderr)
+        cluster.wait("done", 0)
+        print(f"{cluster.describe()}: done; results: {config.output.dir} (written by process 0)")
+        return 0
     print(report.format_run(results))
     if not args.no_plots:
         paths = _write_figures(results)
         print(f"figures: {len(paths)} PNGs in {Path(results.path) / 'figures'}")
     print(f"results: {results.path} (arrays.npz, summary.csv, meta.json)")
+    if cluster is not None:
+        cluster.publish("done", {"host": cluster.host})
     return 0
 
 
@@ -271,6 +305,22 @@ def cmd_bench(args) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
+def _cluster_arguments(s: argparse.ArgumentParser) -> None:
+    """The flags that join a cluster (jaxinit.lab.cluster); the same command runs on every process."""
+    g = s.add_argument_group(
+        "cluster", "run the same command on every process of a job (JAX's multi-controller runtime): each computes "
+                   "the seeds it claims on its own devices, process 0 assembles. Without these flags: "
+                   "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a launcher JAX detects (srun, "
+                   "mpirun, a TPU pod slice) with more than one process")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="process 0's host and a free port, the same on every process")
+    g.add_argument("--num-processes", type=positive_int, default=None, metavar="N", help="processes in the job")
+    g.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's id, 0 .. N-1")
+    g.add_argument("--join-timeout", type=seconds, default=None, metavar="SECONDS",
+                   help="end with an error (exit 2) when the coordinator does not answer or not every process "
+                        "joined within this time (default 300; 0: no limit)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxinit", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -317,6 +367,7 @@ def parser() -> argparse.ArgumentParser:
                    help="on the CPU, split the cores into N JAX devices that each run their own seeds "
                         "(default: one per usable core; 1: a single device; ignored when JAX_NUM_CPU_DEVICES "
                         "or XLA_FLAGS already set a count). Results do not depend on it.")
+    _cluster_arguments(s)
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("train", help="train seeds x initializers (x grid) in one compiled program per network shape; "
@@ -339,6 +390,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
                    help="on the CPU, split the cores into N JAX devices that each train their own seeds (default: "
                         "one per usable core). Results do not depend on it.")
+    _cluster_arguments(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("configs", help="list the shipped sweep configs, or copy one to edit")
@@ -365,9 +417,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_devices = (args.cpu_devices or usable_cores()) if args.command in ("sweep", "train") else None
         configure_process(cpu_devices)  # before JAX starts its backend (see jaxinit.runtime)
     from jaxinit.errors import ConfigError, ResultsError
+    from jaxinit.lab.cluster import ClusterError
 
+    args.cluster = None
     try:
-        return args.func(args)
+        if args.command in ("sweep", "train"):
+            args.cluster = _join(args)  # before JAX starts its backend, as configure_process
+        return _call(args)
+    except ClusterError as err:
+        print(f"jaxinit: {err}", file=sys.stderr)
+        return err.status
     except (ConfigError, UsageError) as err:
         hint = (_flag_hint(str(err), args.command) if isinstance(err, ResultsError)
                 and args.command in ("sweep", "train") else "")
@@ -382,6 +441,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jaxinit: interrupted; finished chunks are saved, rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if args.cluster is not None:
+            args.cluster.leave()  # waits for every process to leave: none ends the job under another
+
+
+def _join(args):
+    """The cluster this process joins (:mod:`jaxinit.lab.cluster`), or ``None`` for a single process."""
+    from jaxinit.lab import cluster as cluster_lib
+
+    launch = cluster_lib.launch_from(args.coordinator, args.num_processes, args.process_id)
+    if launch is None:
+        return None
+    timeout = cluster_lib.JOIN_TIMEOUT_S if args.join_timeout is None else args.join_timeout
+    cluster = cluster_lib.join(launch, timeout, give_up=_give_up)
+    import jax
+
+    print(f"jaxinit: {cluster.describe()} joined the cluster at {cluster.coordinator} ({launch.source}) in "
+          f"{cluster.join_s:.2f} s: {jax.local_device_count()} of its {jax.device_count()} devices here",
+          file=sys.stderr)
+    return cluster
+
+
+def _give_up(message: str) -> NoReturn:
+    """End the process from the join's watchdog thread (the main thread waits inside JAX)."""
+    print(f"jaxinit: {message}", file=sys.stderr, flush=True)
+    os._exit(EXIT_USAGE)
+
+
+def _call(args) -> int:
+    """``args.func(args)``; in a cluster, an error here is told to the other processes first."""
+    try:
+        return args.func(args)
+    except BaseException as err:
+        if args.cluster is not None:
+            args.cluster.abort(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise
 
 
 def run() -> NoReturn:

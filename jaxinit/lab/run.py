@@ -144,7 +144,7 @@ def _discard(path: Path, created: Path | None) -> None:
 
 def run(config, *, out: str | None = None, fresh: bool = False, progress: bool = True,
         stop_after_chunks: int | None = None, stall_timeout: float | None = None,
-        notify: Callable[[str], None] | None = None):
+        notify: Callable[[str], None] | None = None, assemble: bool = True):
     """Run a validated sweep into its results folder and return the assembled :class:`Results`.
 
     Resumes an interrupted run of the same config (finished chunks are kept and skipped);
@@ -167,7 +167,9 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
     the seeds that no run has written or claimed (:meth:`~jaxinit.lab.store.ResultsFolder.claim`,
     checked again before each chunk), then waits for the seeds the others still compute (taking
     over those of a run that died) and assembles: every run returns the same arrays, bit for bit
-    those of a single run (a member's numbers depend on its config and seed alone).
+    those of a single run (a member's numbers depend on its config and seed alone). ``assemble=False``
+    returns ``None`` once every seed is written, leaving the assembly to another run (process 0 of a
+    :mod:`jaxinit.lab.cluster` job).
     """
     from jaxinit.lab import store as results_lib
 
@@ -175,7 +177,7 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
         raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
     say = notify or logging.getLogger(__name__).warning
     with results_lib.ResultsFolder(out or config.output.dir) as folder:  # leaves the writers' registry at the end
-        return _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say)
+        return _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble)
 
 
 # Seconds between looks at seeds that other writers of the folder are computing.
@@ -217,7 +219,7 @@ def _shared_work(folder, work, programs, chunk_plans, say, skipped):
             time.sleep(SHARED_POLL_S)
 
 
-def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say):
+def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble=True):
     from tqdm.auto import tqdm
 
     from jaxinit.lab import store as results_lib
@@ -304,4 +306,4 @@ def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout,
         if written == 0 and not folder.writers():
             _discard(path, created)
         raise
-    return folder.assemble(config)
+    return folder.assemble(config) if assemble else None

@@ -33,7 +33,7 @@ from jaxinit.lab.engine.train import (
     run_chunk,
 )
 from jaxinit.lab.engine.train.plan import warn_lsuv
-from jaxinit.lab.run import SweepStalled, _discard, _session_timings, _watched, stall_limit
+from jaxinit.lab.run import SweepStalled, _discard, _session_timings, _shared_work, _watched, stall_limit
 
 # Trailing dims of what the engine records (anything else is per member, or per member and layer).
 _DIMS = {**{name: ("step",) for name in EVAL_FIELDS}, **{name: ("step", "layer") for name in EVAL_LAYER_FIELDS},
@@ -87,7 +87,7 @@ def plan_for(config, program, data: data_lib.Dataset) -> TrainPlan:
 
 def train(config, *, out: str | None = None, fresh: bool = False, progress: bool = True,
           stop_after_chunks: int | None = None, stall_timeout: float | None = None,
-          notify: Callable[[str], None] | None = None):
+          notify: Callable[[str], None] | None = None, assemble: bool = True):
     """Run a validated training config into its results folder and return the assembled :class:`Results`.
 
     Every member (initializer x grid point x seed) of one program trains in one compiled program;
@@ -95,15 +95,19 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
     finish, so an interrupted run resumes from its last finished chunk. ``stop_after_chunks``,
     ``stall_timeout``, ``notify`` and the folder's lifetime are those of :func:`jaxinit.lab.run.run`.
 
+    Several runs of the same config may share one folder at once (processes, hosts), as sweeps do
+    (:func:`jaxinit.lab.run.run`): each claims the seeds no run has written or claimed before it
+    trains them, then waits for the seeds the others train (taking over a dead run's) and
+    assembles; every run returns the arrays of a single run, bit for bit. ``assemble=False``
+    returns ``None`` once every seed is written, leaving the assembly to another run (process 0
+    of a :mod:`jaxinit.lab.cluster` job).
+
     Raises:
       ValueError: ``config`` is a sweep, not a training run.
       ConfigError: the data cannot be built; ResultsError: the folder (another config's results,
       data that changed since the run began).
     """
-    from tqdm.auto import tqdm
-
     from jaxinit.lab import store as results_lib
-    from jaxinit.lab.store.layout import _now, _ranges
 
     if getattr(config, "kind", None) != "train":
         raise ValueError(f"config must be a training run (a config with a [train] section); got a "
@@ -113,13 +117,23 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
         raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
     say = notify or logging.getLogger(__name__).warning
     data = dataset(config)
+    plans = {p.id: plan_for(config, p, data) for p in config.programs()}  # a bad plan fails before any file is made
+    with results_lib.ResultsFolder(out or config.output.dir) as folder:  # leaves the writers' registry at the end
+        return _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks, stall_timeout, say,
+                           assemble)
+
+
+def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks, stall_timeout, say, assemble):
+    from tqdm.auto import tqdm
+
+    from jaxinit.lab import store as results_lib
+    from jaxinit.lab.store.layout import _now, _ranges
+
     programs = config.programs()
-    plans = {p.id: plan_for(config, p, data) for p in programs}  # a bad plan fails before any file is made
     points = config.grid_points()
     grid = grid_arrays(plans[programs[0].id], [dict(p) for p in points])
     n_seeds = config.sweep.seeds
     fingerprint = _fingerprint(data)
-    folder = results_lib.ResultsFolder(out or config.output.dir)
     path = folder.path.absolute()
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     written = 0
@@ -142,7 +156,7 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
             size = layouts[programs[0].id].size
             if size != config.output.chunk and config.output.chunk < n_seeds:
                 say(f"output.chunk = {config.output.chunk} rounded up to {size} seeds per chunk: a chunk is a "
-                    "multiple of the seeds trained together in one vmap block")
+                    "multiple of the seeds trained together on every device")
         timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
         finished: dict[str, list[float]] = {}
         start, started_at = time.perf_counter(), _now()
@@ -153,7 +167,9 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
         compiled: dict[str, Any] = {}
         lsuv_reached: dict[str, list[Any]] = {}  # what LSUV entries reached, warned once per run (and stored)
         try:
-            for program, index, count, seeds in work:
+            # Each chunk's seeds cut to what no other writer of the folder has written or claimed
+            # (lab.run's claims), then the seeds of writers that died; waits for the live ones.
+            for program, index, count, seeds in _shared_work(folder, work, programs, layouts, say, lambda: None):
                 plan, chunks = plans[program.id], layouts[program.id]
                 bar.set_postfix_str(f"{program.id} chunk {index}/{count}", refresh=False)
                 if program.id not in compiled:
@@ -194,18 +210,18 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
             if written or timings["compile_s"]:
                 session = {"started": started_at, "device": results_lib.device_description(),
                            "timings": timings, "chunks_written": written}
-            folder.write_meta({
-                **_session_timings(folder.read_meta(), session),
+            folder.write_meta(lambda meta: {  # under the folder's lock: other writers' sessions are kept
+                **_session_timings(meta, session),
                 "chunk_plan": {pid: dataclasses.asdict(c) for pid, c in layouts.items()},
                 "engine": {"seed_block": {pid: c.block for pid, c in layouts.items()},
                            "common_random_numbers": "every initializer and grid point of a seed starts from the "
                                                     "same keys and sees the same minibatches"},
             })
     except BaseException:
-        if written == 0:
+        if written == 0 and not folder.writers():
             _discard(path, created)
         raise
-    return folder.assemble(config)
+    return folder.assemble(config) if assemble else None
 
 
 def _layout(config, n_seeds: int):

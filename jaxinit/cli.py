@@ -222,8 +222,9 @@ def _run_lab(args, command: str, load, compute) -> int:
         cluster_lib.prepare_folder(cluster, config, args.fresh)
         fresh, first = False, cluster.process_id == 0  # process 0 made it fresh, before anyone wrote
     try:
+        share = None if cluster is None else (cluster.process_id, cluster.num_processes)
         results = compute(config, fresh=fresh, progress=not args.quiet and first, stall_timeout=args.stall_timeout,
-                          notify=note, assemble=first)
+                          notify=note, assemble=first, share=share)
     except lab_run.SweepStalled as err:  # a hang: say what was running and end (jaxinit.cli.run exits at once)
         what = "sweep" if command == "sweep" else "training"
         print(f"jaxinit: {prefix}{what} stalled: {err}{_flag_hint(str(err), command)}", file=sys.stderr)

@@ -297,3 +297,31 @@ def test_cluster_keys_carry_values_and_a_stopped_peer(monkeypatch):
     store["jaxinit/stopped/1"] = json.dumps({"host": "b", "message": "boom"})
     with pytest.raises(cluster_lib.PeerStopped, match=r"^process 1 \(host b\) stopped: boom$"):
         me.wait("done", 1)
+
+
+def test_each_process_claims_a_contiguous_share_of_the_chunks_in_program_order():
+    """So that each compiles as few programs as it can: one each for as many programs as processes."""
+    from types import SimpleNamespace
+
+    from jaxinit.lab import run as lab_run
+
+    class Folder:
+        def __init__(self):
+            self.claims = []
+
+        def claim(self, program_id, seeds):
+            self.claims.append((program_id, list(seeds)))
+            return list(seeds)
+
+    relu, tanh = SimpleNamespace(id="relu"), SimpleNamespace(id="tanh")
+    work = [(p, i + 1, 4, list(range(4 * i, 4 * i + 4))) for p in (relu, tanh) for i in range(4)]
+    shares = []
+    for index in range(2):
+        folder = Folder()
+        ordered = lab_run._take_share(folder, work, index, 2)
+        assert sorted(map(id, ordered)) == sorted(map(id, work))  # every item, own share first
+        shares.append(folder.claims)
+    assert shares == [[("relu", list(range(16)))], [("tanh", list(range(16)))]]
+    folder = Folder()
+    lab_run._take_share(folder, work, 1, 3)  # a share across two programs claims from each
+    assert folder.claims == [("relu", [12, 13, 14, 15]), ("tanh", [0, 1, 2, 3, 4, 5, 6, 7])]

@@ -144,7 +144,8 @@ def _discard(path: Path, created: Path | None) -> None:
 
 def run(config, *, out: str | None = None, fresh: bool = False, progress: bool = True,
         stop_after_chunks: int | None = None, stall_timeout: float | None = None,
-        notify: Callable[[str], None] | None = None, assemble: bool = True):
+        notify: Callable[[str], None] | None = None, assemble: bool = True,
+        share: tuple[int, int] | None = None):
     """Run a validated sweep into its results folder and return the assembled :class:`Results`.
 
     Resumes an interrupted run of the same config (finished chunks are kept and skipped);
@@ -169,7 +170,8 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
     over those of a run that died) and assembles: every run returns the same arrays, bit for bit
     those of a single run (a member's numbers depend on its config and seed alone). ``assemble=False``
     returns ``None`` once every seed is written, leaving the assembly to another run (process 0 of a
-    :mod:`jaxinit.lab.cluster` job).
+    :mod:`jaxinit.lab.cluster` job). ``share=(i, n)``: this run is process ``i`` of ``n`` started
+    together; it first claims its share of the chunks at once (:func:`_take_share`).
     """
     from jaxinit.lab import store as results_lib
 
@@ -177,7 +179,7 @@ def run(config, *, out: str | None = None, fresh: bool = False, progress: bool =
         raise ValueError(f"stall_timeout must be a number of seconds >= 0 (0: no limit) or None; got {stall_timeout!r}")
     say = notify or logging.getLogger(__name__).warning
     with results_lib.ResultsFolder(out or config.output.dir) as folder:  # leaves the writers' registry at the end
-        return _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble)
+        return _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble, share)
 
 
 # Seconds between looks at seeds that other writers of the folder are computing.
@@ -219,7 +221,30 @@ def _shared_work(folder, work, programs, chunk_plans, say, skipped):
             time.sleep(SHARED_POLL_S)
 
 
-def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble=True):
+def _take_share(folder, work, index: int, count: int):
+    """Process ``index`` of ``count`` runs started together on one folder (a
+    :mod:`jaxinit.lab.cluster` job) claims its share of ``work`` at once and puts it first.
+
+    The shares are contiguous runs of the chunks in program order, of about equal seed counts, so
+    each process compiles as few programs as it can (one each when there are as many programs as
+    processes). The claims make them robust: a chunk another process wrote or claimed first is
+    skipped, a dead process's share is taken over (:func:`_shared_work`).
+    """
+    total = sum(len(seeds) for *_, seeds in work)
+    lo, hi = total * index // count, total * (index + 1) // count
+    mine, others, at = [], [], 0
+    for item in work:
+        (mine if lo <= at < hi else others).append(item)  # by the position of the chunk's first seed
+        at += len(item[3])
+    wanted: dict[str, tuple[Any, list[int]]] = {}
+    for program, _, _, seeds in mine:
+        wanted.setdefault(program.id, (program, []))[1].extend(seeds)
+    for program, seeds in wanted.values():
+        folder.claim(program.id, seeds)
+    return mine + others
+
+
+def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble=True, share=None):
     from tqdm.auto import tqdm
 
     from jaxinit.lab import store as results_lib
@@ -241,6 +266,8 @@ def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout,
                                                       config.output.memory_budget_mb)
             chunks = cp.chunks(todo[program.id])
             work += [(program, i + 1, len(chunks), seeds) for i, seeds in enumerate(chunks)]
+        if share is not None:
+            work = _take_share(folder, work, *share)
         for note in _chunk_notes(config, chunk_plans) if work else []:
             say(note)
         timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}

@@ -33,7 +33,15 @@ from jaxinit.lab.engine.train import (
     run_chunk,
 )
 from jaxinit.lab.engine.train.plan import warn_lsuv
-from jaxinit.lab.run import SweepStalled, _discard, _session_timings, _shared_work, _watched, stall_limit
+from jaxinit.lab.run import (
+    SweepStalled,
+    _discard,
+    _session_timings,
+    _shared_work,
+    _take_share,
+    _watched,
+    stall_limit,
+)
 
 # Trailing dims of what the engine records (anything else is per member, or per member and layer).
 _DIMS = {**{name: ("step",) for name in EVAL_FIELDS}, **{name: ("step", "layer") for name in EVAL_LAYER_FIELDS},
@@ -87,7 +95,8 @@ def plan_for(config, program, data: data_lib.Dataset) -> TrainPlan:
 
 def train(config, *, out: str | None = None, fresh: bool = False, progress: bool = True,
           stop_after_chunks: int | None = None, stall_timeout: float | None = None,
-          notify: Callable[[str], None] | None = None, assemble: bool = True):
+          notify: Callable[[str], None] | None = None, assemble: bool = True,
+          share: tuple[int, int] | None = None):
     """Run a validated training config into its results folder and return the assembled :class:`Results`.
 
     Every member (initializer x grid point x seed) of one program trains in one compiled program;
@@ -100,7 +109,8 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
     trains them, then waits for the seeds the others train (taking over a dead run's) and
     assembles; every run returns the arrays of a single run, bit for bit. ``assemble=False``
     returns ``None`` once every seed is written, leaving the assembly to another run (process 0
-    of a :mod:`jaxinit.lab.cluster` job).
+    of a :mod:`jaxinit.lab.cluster` job); ``share=(i, n)``: process ``i`` of ``n`` started together
+    first claims its share of the chunks (:func:`jaxinit.lab.run._take_share`).
 
     Raises:
       ValueError: ``config`` is a sweep, not a training run.
@@ -120,10 +130,11 @@ def train(config, *, out: str | None = None, fresh: bool = False, progress: bool
     plans = {p.id: plan_for(config, p, data) for p in config.programs()}  # a bad plan fails before any file is made
     with results_lib.ResultsFolder(out or config.output.dir) as folder:  # leaves the writers' registry at the end
         return _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks, stall_timeout, say,
-                           assemble)
+                           assemble, share)
 
 
-def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks, stall_timeout, say, assemble):
+def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks, stall_timeout, say, assemble,
+                share):
     from tqdm.auto import tqdm
 
     from jaxinit.lab import store as results_lib
@@ -152,6 +163,8 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
             chunks = layouts[program.id] = _layout(config, n_seeds)
             todo = chunks.chunks(folder.missing_seeds(program.id))
             work += [(program, i + 1, len(todo), seeds) for i, seeds in enumerate(todo)]
+        if share is not None:
+            work = _take_share(folder, work, *share)
         if work and config.output.chunk > 0:
             size = layouts[programs[0].id].size
             if size != config.output.chunk and config.output.chunk < n_seeds:

@@ -325,3 +325,17 @@ def test_each_process_claims_a_contiguous_share_of_the_chunks_in_program_order()
     folder = Folder()
     lab_run._take_share(folder, work, 1, 3)  # a share across two programs claims from each
     assert folder.claims == [("relu", [12, 13, 14, 15]), ("tanh", [0, 1, 2, 3, 4, 5, 6, 7])]
+
+
+def test_a_slurm_job_of_several_tasks_joins_by_itself_and_one_task_does_not(monkeypatch):
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "OMPI_MCA_orte_hnp_uri"):
+        monkeypatch.delenv(name, raising=False)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "node[001-004]", "SLURM_NTASKS": "4",
+             "SLURM_PROCID": "2", "SLURM_LOCALID": "0"}
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    assert cluster_lib.launch_from() == cluster_lib.Launch(None, 4, 2, "slurm")  # JAX finds the coordinator
+    assert cluster_lib.launch_from(coordinator="node001:9000") == cluster_lib.Launch("node001:9000", 4, 2, "flags")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert cluster_lib.launch_from() is None

@@ -86,7 +86,7 @@ def _launchers() -> list[Any]:
         return []
     present = []
     for env in clusters.ClusterEnv._cluster_types:
-        if env.opt_in_only_method or env.name in ("k8s", "mpi4py"):
+        if env.opt_in_only_method or env.__name__ in ("K8sCluster", "Mpi4pyCluster"):
             continue
         try:
             if env.is_env_present():

@@ -125,8 +125,16 @@ def check_two_processes(command, folder, results):
 def test_a_sweep_on_two_processes_of_two_devices_equals_one_process_of_four_bit_for_bit(tmp_path, sweep_reference):
     config, single = sweep_reference
     joined = tmp_path / "joined"
-    check_two_processes("sweep", joined, finish(cluster_of(2, "sweep", config, joined, devices=2, timeout=120)))
+    # The folder holds another config's results: --fresh on both clears it once, before either writes
+    # (the second writer's own fresh would be refused while the first holds the folder).
+    stale = joined / "chunks" / "depth9-width9-relu" / "seeds-000000-000003.npz"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"stale")
+    (joined / "meta.json").write_text(json.dumps({"config_hash": "0123456789abcdef", "status": "complete"}))
+    check_two_processes("sweep", joined, finish(cluster_of(2, "sweep", config, joined, devices=2, timeout=120,
+                                                           extra=("--fresh",))))
     assert_bitwise(joined, single())
+    assert not stale.exists()
 
 
 def test_training_on_two_processes_of_two_devices_equals_one_process_of_four_bit_for_bit(tmp_path):

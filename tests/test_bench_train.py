@@ -167,8 +167,9 @@ def test_targets_met_and_missed_never_raised():
     report = {"ceiling": {"available": True, "matmul_n": 2048, "matmul_flops_per_s": 1e11, "shapes": []},
               "works": [{"work": work.spec(), "data": {"n_train": 1347, "n_test": 450, "in_dim": 64, "out_dim": 10},
                          "runs": runs, "flatness": {"rows": [
-                             {"steps": FLATNESS_STEPS[0], "available": True, "compile_s": 4.0},
-                             {"steps": FLATNESS_STEPS[1], "available": True, "compile_s": 7.0}]}}]}
+                             {"steps": FLATNESS_STEPS[0], "available": True, "compile_s": 4.0, "compile_cpu_s": 4.0},
+                             {"steps": FLATNESS_STEPS[1], "available": True, "compile_s": 9.0,
+                              "compile_cpu_s": 7.0}]}}]}
     train_report.derive(report)
     (s,) = report["works"]
     marks = {t["kind"]: (t["measured"], t["met"]) for t in s["targets"]}
@@ -176,9 +177,27 @@ def test_targets_met_and_missed_never_raised():
     assert marks["torch_loop"] == (None, None)
     ideal = s["flops"]["train"] / 1e11
     assert marks["ceiling"] == (pytest.approx(ideal / 10.0), ideal / 10.0 >= 0.5)
-    assert s["flatness"]["ratio"] == pytest.approx(1.75) and s["flatness"]["met"] is False
+    assert s["flatness"]["ratio"] == pytest.approx(1.75) and s["flatness"]["met"] is False  # CPU seconds
+    assert s["flatness"]["wall_ratio"] == pytest.approx(2.25)
     text = train_report.format_train_table(report)
     assert "MISSED" in text and "met" in text and "n/a" in text and "skipped" in text
+
+
+def test_flatness_compiles_each_step_count_in_its_own_process(monkeypatch):
+    calls = []
+
+    def fake_run(key, spec, settings):
+        calls.append((key, spec))
+        proc = train_bench.Proc(0, 3.0, 2.5, 100.0, "", "", False)
+        return proc, {"compile_s": 2.0 + spec["steps"] / 10_000, "compile_cpu_s": 1.5}
+
+    monkeypatch.setattr(train_bench, "_run", fake_run)
+    flat = train_bench.measure_flatness(WORKS["T1"], "data.npz")
+    assert [(k, s["steps"], s["compile_only"], s["depth"]) for k, s in calls] == [
+        ("jaxinit", 100, True, 3), ("jaxinit", 10_000, True, 3)]
+    assert [r["compile_s"] for r in flat["rows"]] == [2.01, 3.0]
+    section = {"flatness": flat}
+    assert train_report._flatness(section)["ratio"] == 1.0 and train_report._flatness(section)["met"] is True
 
 
 # -- the work and the options ---------------------------------------------------------------------------

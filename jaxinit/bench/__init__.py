@@ -24,6 +24,9 @@ collect), timed from outside; compile and warm run times are read from inside:
 ``--growth`` measures instead the sweep's compile time and peak memory at depths 10, 100 and 1000
 (the engine promises both flat in depth). ``--catalog`` runs the catalog benchmark instead
 (:mod:`jaxinit.bench.catalog`: every entry against ``jax.nn.initializers`` and ``torch.nn.init``).
+``--train`` runs the training benchmark instead (:mod:`jaxinit.bench.train_bench`, issue 13's works
+T0 and T1: jaxinit's training engine against a Flax loop of a jitted optax step, a whole-run jitted
+``lax.scan`` per member and PyTorch, with the matmul ceiling and compile-time flatness).
 
 Peak memory is each child's ``ru_maxrss`` (``os.wait4``), plus the device's ``peak_bytes_in_use``
 where the backend reports memory stats (GPUs). The parent process never starts a JAX backend.
@@ -52,7 +55,8 @@ medians over rounds), :mod:`~jaxinit.bench.contenders` (each contender measured)
 :func:`run_growth`), :mod:`~jaxinit.bench.options` (the CLI's :func:`add_arguments` and
 :func:`run_from_args`), the four ``*_worker`` programs (each runnable as ``python -m
 jaxinit.bench.<worker> SPEC_JSON``), :mod:`~jaxinit.bench.catalog` and its
-:mod:`~jaxinit.bench.catalog_entries`.
+:mod:`~jaxinit.bench.catalog_entries`; the training benchmark's ``train_*`` modules (work, shared
+worker pieces, five workers, the bench, the report).
 """
 
 from __future__ import annotations
@@ -84,14 +88,18 @@ from jaxinit.bench.report import (
     target_set,
 )
 from jaxinit.bench.table import format_table
+from jaxinit.bench.train_bench import run_train_benchmark
+from jaxinit.bench.train_report import format_train_table
+from jaxinit.bench.train_work import WORKS, TrainWork
 from jaxinit.bench.work import BASELINES, DEFAULT_INITS, LEGEND, RUNS, SUPPORTED_INITS, Work
 from jaxinit.runtime import XLA_FAST_COMPILE, XLA_WORKAROUND
 
 __all__ = [
     "BASELINES", "DEFAULT_INITS", "DEFAULT_TIMEOUT_S", "GROWTH_DEPTHS", "GROWTH_SEEDS", "GROWTH_TARGET", "LEGEND",
-    "REPORT_FORMAT", "RESULT_MARK", "RUNS", "SUPPORTED_INITS", "TARGETS", "XLA_FAST_COMPILE", "XLA_WORKAROUND",
-    "Proc", "Settings", "Work", "add_arguments", "byte_compile_package", "child_env", "cli_available",
-    "combine_ceilings", "compute_ratios", "evaluate_targets", "format_table", "measure_ceiling", "measure_flax",
-    "measure_jaxinit", "measure_torch", "median_run", "openblas_setting", "random_numbers", "run_benchmark",
-    "run_from_args", "run_growth", "run_process", "target_set", "torch_available", "worker_command",
+    "REPORT_FORMAT", "RESULT_MARK", "RUNS", "SUPPORTED_INITS", "TARGETS", "WORKS", "XLA_FAST_COMPILE",
+    "XLA_WORKAROUND", "Proc", "Settings", "TrainWork", "Work", "add_arguments", "byte_compile_package", "child_env",
+    "cli_available", "combine_ceilings", "compute_ratios", "evaluate_targets", "format_table", "format_train_table",
+    "measure_ceiling", "measure_flax", "measure_jaxinit", "measure_torch", "median_run", "openblas_setting",
+    "random_numbers", "run_benchmark", "run_from_args", "run_growth", "run_process", "run_train_benchmark",
+    "target_set", "torch_available", "worker_command",
 ]

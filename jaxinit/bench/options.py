@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"give the Flax baselines and the ceiling the XLA flags jaxinit sets for itself "
                              f"({XLA_FAST_COMPILE}); by default they run with JAX's defaults")
     parser.add_argument("--torch-threads", type=positive_int, default=None, metavar="N",
-                        help="torch.set_num_threads for the PyTorch baseline (default: torch's own)")
+                        help="torch.set_num_threads for the PyTorch baseline (default: torch's own; with --train: 1)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per child process "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the report as JSON")

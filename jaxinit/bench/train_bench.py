@@ -8,8 +8,10 @@ same digits arrays from one ``.npz`` the parent writes (:func:`~jaxinit.bench.tr
 * ``jaxinit`` -- :mod:`~jaxinit.bench.train_jaxinit_worker`: one compiled program for every member;
 * ``flax_loop`` -- baseline (a), :mod:`~jaxinit.bench.train_flax_worker`;
 * ``jax_scan`` -- baseline (b), :mod:`~jaxinit.bench.train_jax_worker`;
-* ``torch_loop`` -- baseline (c), :mod:`~jaxinit.bench.train_torch_worker` (``--torch-threads``; default:
-  torch's own, one thread per physical core);
+* ``torch_loop`` -- baseline (c), :mod:`~jaxinit.bench.train_torch_worker`, on :data:`TORCH_THREADS` thread
+  unless ``--torch-threads`` says otherwise: torch's default (one OpenMP thread per core, 2 here) spins
+  when the cores are shared; measured on the 2-core machine under load 8, T0's first 50 steps took
+  372 s on 2 threads against 18.5 s on one (CPU time 137 s against 8.5 s);
 * the ceiling -- :mod:`~jaxinit.bench.train_ceiling_worker`, measured first and last (best of each
   rate kept: on a shared machine the load moves);
 * compile-time flatness -- jaxinit's compile seconds at 100 and at 10,000 steps of the work's shape,
@@ -37,9 +39,10 @@ from jaxinit.bench.report import environment, loadavg
 from jaxinit.bench.train_report import TRAIN_REPORT_FORMAT, derive, format_train_table
 from jaxinit.bench.train_work import FLATNESS_STEPS, TRAIN_RUNS, WORKS, TrainWork, work_names, write_data
 
-__all__ = ["TRAIN_FLAGS", "TRAIN_WORKERS", "measure_flatness", "measure_train", "measure_train_ceiling",
-           "run_train_benchmark", "run_train_from_args", "train_worker_command"]
+__all__ = ["TORCH_THREADS", "TRAIN_FLAGS", "TRAIN_WORKERS", "measure_flatness", "measure_train",
+           "measure_train_ceiling", "run_train_benchmark", "run_train_from_args", "train_worker_command"]
 
+TORCH_THREADS = 1  # the PyTorch baseline's threads unless Settings.torch_threads is set (module docstring)
 TRAIN_WORKERS = {"jaxinit": "train_jaxinit_worker", "flax_loop": "train_flax_worker", "jax_scan": "train_jax_worker",
                  "torch_loop": "train_torch_worker", "ceiling": "train_ceiling_worker"}
 
@@ -73,17 +76,18 @@ def measure_train(key: str, work: TrainWork, data: str | Path, *, settings: Sett
                 "reason": "unavailable: torch is not importable (pip install 'jaxinit[bench]')"}
     spec = {**work.spec(), "data": str(data)}
     if key == "torch_loop":
-        spec["threads"] = settings.torch_threads
+        spec["threads"] = settings.torch_threads or TORCH_THREADS
     if key == "jaxinit" and block is not None:
         spec["block"] = block
     if key == "jaxinit" and evals_out is not None:
         spec["evals_out"] = str(evals_out)
+    load = loadavg()
     proc, inner = _run(key, spec, settings)
     if inner is None:
         return _failure(name, proc)
     inner.pop("total_s", None)
     run = {"name": name, "available": True, **inner, "end_to_end_s": proc.wall_s, "cpu_s": proc.cpu_s,
-           "peak_rss_mb": proc.peak_rss_mb}
+           "peak_rss_mb": proc.peak_rss_mb, "load_before": load[0] if load else None}
     run["wall_without_compile_s"] = proc.wall_s - run["compile_s"]
     run["member_steps_per_s"] = work.members * work.steps / run["run_s"] if run["run_s"] > 0 else None
     return run
@@ -100,7 +104,8 @@ def measure_flatness(work: TrainWork, data: str | Path, *, settings: Settings | 
             spec["block"] = block
         proc, inner = _run("jaxinit", spec, settings)
         rows.append({"steps": int(n), "available": inner is not None,
-                     **({"compile_s": inner["compile_s"], "end_to_end_s": proc.wall_s} if inner
+                     **({"compile_s": inner["compile_s"], "compile_cpu_s": inner["compile_cpu_s"],
+                         "end_to_end_s": proc.wall_s} if inner
                         else {"reason": f"failed: {proc.failure()}"})})
     return {"rows": rows}
 

@@ -53,8 +53,10 @@ def main(argv):
     grid = grid_arrays(plan, None)
     seeds = list(range(spec["seeds"]))
     chunks = layout(len(seeds), block=spec.get("block"))
+    cpu = time.process_time()
     program, compile_s = compile_train(plan, data[0].shape[0], data[2].shape[0], grid[0].shape[0], chunks)
-    result = {"import_s": t1 - T0, "compile_s": compile_s, "backend": jax.default_backend(),
+    cpu = time.process_time() - cpu
+    result = {"import_s": t1 - T0, "compile_s": compile_s, "compile_cpu_s": cpu, "backend": jax.default_backend(),
               "device_count": chunks.devices, "block": chunks.block, "chunk_size": chunks.size,
               "xla_flags": os.environ.get("XLA_FLAGS")}
     if spec.get("compile_only"):

@@ -60,12 +60,19 @@ def train_targets(name: str, ratios: dict[str, dict[str, float | None]],
 
 
 def _flatness(section: dict[str, Any]) -> dict[str, Any]:
-    """Compile seconds at the larger step count / at the smaller (the rows' two step counts)."""
+    """Compile CPU seconds at the larger step count / at the smaller (the rows' two step counts), and the
+    same ratio of wall seconds. The target is held to the CPU seconds: compiling is the process's own
+    work, which CPU time measures whatever else shares the cores, where wall time moves with the load."""
     rows = sorted(section["flatness"]["rows"], key=lambda r: r["steps"])
     low, high = (rows[0], rows[-1]) if len(rows) == 2 else ({}, {})
-    ratio = (high["compile_s"] / low["compile_s"] if low.get("available") and high.get("available")
-             and low.get("compile_s") else None)
-    return {"ratio": ratio, "at_most": FLATNESS_TARGET, "met": None if ratio is None else ratio <= FLATNESS_TARGET,
+
+    def ratio(field):
+        ok = low.get("available") and high.get("available") and low.get(field) and high.get(field) is not None
+        return high[field] / low[field] if ok else None
+
+    cpu = ratio("compile_cpu_s")
+    return {"ratio": cpu, "wall_ratio": ratio("compile_s"), "at_most": FLATNESS_TARGET,
+            "met": None if cpu is None else cpu <= FLATNESS_TARGET,
             "steps": [r["steps"] for r in rows] or list(FLATNESS_STEPS)}
 
 
@@ -90,7 +97,7 @@ def derive(report: dict[str, Any]) -> None:
         own = section["runs"].get("jaxinit") or {}
         section["targets"] = train_targets(work.name, section["ratios"], own.get("fraction_of_ceiling"))
         low, high = section["flatness"]["steps"][0], section["flatness"]["steps"][-1]
-        section["flatness_target"] = {"target": f"jaxinit's compile time at {high:,} steps within "
+        section["flatness_target"] = {"target": f"jaxinit's compile (CPU s) at {high:,} steps within "
                                                 f"{FLATNESS_TARGET:g}x of {low:,}",
                                       "at_most": FLATNESS_TARGET, "measured": section["flatness"]["ratio"],
                                       "met": section["flatness"]["met"]}
@@ -120,7 +127,7 @@ def _format_section(section: dict[str, Any], ceiling: dict[str, Any]) -> list[st
         lines.append(f"torch: {torch.get('torch_version')}, {torch.get('torch_threads')} thread(s)")
     lines.append("")
     header = ("run", "end to end", "import", "compile", "w/o compile", "run", "member-steps/s", "peak RSS",
-              "CPU time", "of ceiling")
+              "CPU time", "of ceiling", "load")
     rows, unavailable = [], []
     for key, label in TRAIN_RUNS.items():
         run = runs.get(key) or {}
@@ -131,11 +138,13 @@ def _format_section(section: dict[str, Any], ceiling: dict[str, Any]) -> list[st
         rows.append((label, _s(run.get("end_to_end_s")), _s(run.get("import_s")),
                      "none" if key == "torch_loop" else _s(run.get("compile_s")), _s(run.get("wall_without_compile_s")),
                      _s(run.get("run_s")), "-" if steps is None else f"{steps:,.0f}", _mb(run.get("peak_rss_mb")),
-                     _s(run.get("cpu_s")), _pct(run.get("fraction_of_ceiling"))))
+                     _s(run.get("cpu_s")), _pct(run.get("fraction_of_ceiling")),
+                     "-" if run.get("load_before") is None else f"{run['load_before']:.1f}"))
     lines += _grid(header, rows)
     lines += unavailable
     lines += [f"  {TRAIN_RUNS[k]}: {TRAIN_LEGEND[k]}" for k in TRAIN_RUNS if (runs.get(k) or {}).get("available")]
-    lines.append("  run = training and evaluations, warm; of ceiling = training FLOPs at the matmul peak / run")
+    lines.append("  run = training and evaluations, warm; of ceiling = training FLOPs at the matmul peak / run; "
+                 "load = the 1-minute load average as the run started (2 cores: above 2, other work shared them)")
     lines.append("")
     flops = section["flops"]
     text = (f"work: {_rate(flops['train'], 'FLOP')} of training matmuls (3 x forward per member-step), "
@@ -165,9 +174,10 @@ def _format_section(section: dict[str, Any], ceiling: dict[str, Any]) -> list[st
     lines += _grid(("jaxinit", "end to end", "w/o compile", "run", "CPU time"), ratio_rows)
     lines.append("")
     flat = section["flatness"]
-    cells = ", ".join(f"{r['steps']:,} steps {_s(r.get('compile_s'))}" if r.get("available")
-                      else f"{r['steps']:,} steps: {r.get('reason')}" for r in flat["rows"])
-    lines.append(f"jaxinit compile time: {cells}; ratio {_x(flat.get('ratio'))}" if cells
+    cells = ", ".join(f"{r['steps']:,} steps {_s(r.get('compile_cpu_s'))} CPU ({_s(r.get('compile_s'))} wall)"
+                      if r.get("available") else f"{r['steps']:,} steps: {r.get('reason')}" for r in flat["rows"])
+    lines.append(f"jaxinit compile, each in a fresh process: {cells}; ratio {_x(flat.get('ratio'))} in CPU "
+                 f"seconds ({_x(flat.get('wall_ratio'))} wall)" if cells
                  else "jaxinit compile time at two step counts: not measured")
     lines.append("")
     rows = []
@@ -194,7 +204,7 @@ def _format_sanity(section: dict[str, Any]) -> list[str]:
         for k in keys:
             loss = runs[k]["final_train_loss"].get(name, math.nan)
             acc = (runs[k].get("final_test_accuracy") or {}).get(name, math.nan)
-            cells.append(f"{loss:.3f} / {100 * acc:.1f}%")
+            cells.append(f"{loss:.2g} / {100 * acc:.1f}%")
         rows.append((name, *cells))
     short = {"jaxinit": "jaxinit", "flax_loop": "(a) flax", "jax_scan": "(b) jax", "torch_loop": "(c) torch"}
     return ["sanity: final training loss / test accuracy, mean over seeds (the same training: the columns agree "

@@ -3,10 +3,11 @@
 JAX's multi-controller runtime joins the processes: every process runs the same command, and
 :func:`join` calls :func:`jax.distributed.initialize` before the backend starts. The work is
 shared through the results folder, as between any writers of one folder
-(:mod:`jaxinit.lab.store.writers`): each process claims chunks of the seeds no process has
-written or claimed, computes them on its own local devices and writes their chunk files; a
-member's numbers depend on its config and seed alone, so the assembled arrays equal a
-single process's bit for bit, whoever computed what. The coordinator's key-value store carries
+(:mod:`jaxinit.lab.store.writers`): process ``i`` of ``n`` claims its share of the chunks at once
+(a contiguous run in program order: each process compiles as few programs as it can;
+:func:`jaxinit.lab.run._take_share`), computes them on its own local devices and writes their
+chunk files, then takes what no live process holds; a member's numbers depend on its config and
+seed alone, so the assembled arrays equal a single process's bit for bit, whoever computed what. The coordinator's key-value store carries
 the few words the processes exchange (:meth:`Cluster.agree`):
 
 1. the config: every process loads its own, publishes its hash (and folder, ``--fresh``), and

@@ -40,7 +40,7 @@ bench: $(STAMP)
 # The reproductions of experiments/README.md at full size (each also runs alone:
 # $(BIN)/python experiments/repro/NAME.py [--out DIR] [--small]); figures and tables go to docs/figures/.
 EXPERIMENTS := seeds_init order_chaos isometry depth gains \
-	train_seeds train_order_chaos train_isometry train_lsuv train_schedule
+	train_seeds train_order_chaos train_isometry train_gains train_lsuv train_schedule
 experiments: $(STAMP) bytecode
 	@start=$$(date +%s); for name in $(EXPERIMENTS); do \
 		$(BIN)/python experiments/repro/$$name.py || exit 1; done; \

@@ -1,5 +1,5 @@
 """The training reproductions of experiments/repro (issue 14: train_seeds, train_order_chaos,
-train_isometry, train_lsuv, train_schedule) at small size, and their verdict logic.
+train_isometry, train_gains, train_lsuv, train_schedule) at small size, and their verdict logic.
 
 Each runs shrunk (``--small``: one compiled program or two, a few steps) into a temporary folder and
 writes its figure, table and verdict; the verdict written is the one its verdict function computes
@@ -18,6 +18,7 @@ import pytest
 from experiments.repro import (
     common,
     train_common,
+    train_gains,
     train_isometry,
     train_lsuv,
     train_order_chaos,
@@ -210,3 +211,34 @@ def test_schedule_small_run(tmp_path):
     regimes = written["numbers"]["regimes"]
     assert set(regimes) == set(train_schedule.SMALL_REGIMES)
     assert all(set(by) == {"0.05"} for r in regimes.values() for by in r.values())
+
+
+# -- reproduction 5 in training: gains ---------------------------------------------------------------------
+def _gains_numbers(own=(150.0, 0.95), relu=(150.0, 0.95), none=(INF, 0.1), acts=("gelu", "silu")):
+    def by(steps, final):
+        return {"steps": steps, "final": final}
+
+    schemes = dict(zip(train_gains.SCHEMES, (by(*none), by(*relu), by(*own)), strict=True))
+    return {"eval_every": 25, "acts": {a: dict(schemes) for a in acts}}
+
+
+def test_gains_verdict_follows_the_numbers():
+    assert _statuses(train_gains.verdict(_gains_numbers())) == [AGREES, AGREES]
+    assert _statuses(train_gains.verdict(_gains_numbers(own=(175.0, 0.945)))) == [AGREES, AGREES]  # within tolerance
+    assert _statuses(train_gains.verdict(_gains_numbers(own=(200.0, 0.93)))) == [DOES_NOT, DOES_NOT]
+    assert _statuses(train_gains.verdict(_gains_numbers(none=(160.0, 0.95)))) == [DOES_NOT, AGREES]  # not faster
+    v = train_gains.verdict(_gains_numbers(own=(INF, 0.5), relu=(INF, 0.5)))
+    assert _statuses(v) == [DOES_NOT, AGREES] and "not faster than no gain" in v[0].why
+    numbers = _gains_numbers()
+    numbers["acts"]["silu"] = _gains_numbers(own=(300.0, 0.9))["acts"]["silu"]   # one activation of two
+    assert _statuses(train_gains.verdict(numbers)) == [PARTLY, PARTLY]
+
+
+def test_gains_small_run(tmp_path):
+    import jaxinit
+
+    written = _run_small(train_gains, tmp_path)
+    by = written["numbers"]["acts"]["gelu"]
+    assert set(by) == set(train_gains.SCHEMES)
+    assert by["activation_gain"]["weight_variance"] == pytest.approx(jaxinit.activation_gain("gelu") ** 2, rel=1e-6)
+    assert [by[s]["weight_variance"] for s in train_gains.SCHEMES[:2]] == [1.0, 2.0]

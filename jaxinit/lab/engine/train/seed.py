@@ -148,6 +148,19 @@ def _minibatch_index(plan: TrainPlan, dkey: jax.Array, t, n_train: int) -> jax.A
     return jax.lax.dynamic_slice(perm, ((t % per_epoch) * plan.batch,), (plan.batch,))
 
 
+def _minibatch_order(plan: TrainPlan, dkey: jax.Array, n_train: int) -> jax.Array:
+    """Every minibatch of the run at once, ``(plan.n_chunks * plan.chunk_steps, batch)`` rows
+    (``plan.batch > 0``): row ``t`` is :func:`_minibatch_index` of step ``t``, each epoch's
+    permutation drawn once instead of at every step of the epoch (the same rows, bit for bit;
+    steps past ``plan.steps`` are padding, never applied)."""
+    per_epoch = n_train // plan.batch
+    total = plan.n_chunks * plan.chunk_steps
+    epochs = -(-total // per_epoch)
+    perms = jax.vmap(lambda e: jax.random.permutation(fold_in(dkey, e), n_train))(
+        jnp.arange(epochs, dtype=jnp.int32))
+    return perms[:, :per_epoch * plan.batch].reshape(epochs * per_epoch, plan.batch)[:total]
+
+
 def _fit_batch(plan: TrainPlan, dkey: jax.Array, x_train: jax.Array) -> jax.Array:
     """LSUV's fit batch, in the network's dtype: the seed's first minibatch (the rows step 0
     trains on); with full-batch training, the first :meth:`TrainPlan.fit_rows` rows (at most
@@ -203,10 +216,12 @@ def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, 
     dtype = np.dtype(plan.dtype)
     x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
 
+    order = _minibatch_order(plan, dkey, n_train) if plan.batch else None
+
     def minibatch(t):
         if plan.batch == 0:
             return x_train, y_train
-        idx = _minibatch_index(plan, dkey, t, n_train)
+        idx = order[t]
         return x_train[idx], y_train[idx]
 
     def member_step(p, s, alive, xb, yb, active):

@@ -6,7 +6,7 @@ Everything public is re-exported here; read this file to see the whole API.
 * the network: ``jaxinit.nets`` (functional MLP), ``jaxinit.MLP`` (flax.linen), ``jaxinit.NnxMLP`` (flax.nnx);
 * measurement and theory: ``jaxinit.probes`` (``trace`` -> ``Trace``), ``jaxinit.theory``;
 * the laboratory: ``jaxinit.lab`` -- ``lab.config`` -> ``lab.engine`` -> ``lab.store`` -> ``lab.figures``,
-  composed by ``lab.run``;
+  composed by ``lab.run`` (sweeps) and ``lab.training`` (training runs), across processes by ``lab.cluster``;
 * data-dependent init (LSUV): ``jaxinit.lsuv``, ``lsuv_linen``, ``lsuv_nnx``, the spec ``jaxinit.LSUV``;
 * re-initializing a model you did not write: ``jaxinit.reinit``; process settings: ``jaxinit.runtime``.
 
@@ -15,11 +15,13 @@ contracts, run by ``make test``)::
 
     cli                                   `jaxinit ...`: prints and exits            (top)
     bench                                 the benchmark harness and its workers
+    lab.cluster                           jax.distributed: many processes and hosts, one results folder
+    lab.training                          a training run: config -> data -> engine -> store
     lab.run                               config -> engine -> store, progress, resume, stall watchdog
     lab.figures, lab.report               figures and verdicts from a results folder
     lab.store                             the results folder: writer, reader, summary.csv
     lab.engine                            compiled programs: pure (plan, keys) -> arrays, no files
-    lab.config, lab.data                  TOML -> frozen, validated configs; offline data
+    lab.config, lab.data, lab.optim       TOML -> frozen, validated configs; offline data; optax by name
     lsuv, reinit                          data-dependent and after-the-fact initialization
     probes, theory                        measurement and mean-field theory
     nets                                  the MLP: functional core + linen + nnx faces

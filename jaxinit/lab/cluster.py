@@ -7,8 +7,8 @@ shared through the results folder, as between any writers of one folder
 (a contiguous run in program order: each process compiles as few programs as it can;
 :func:`jaxinit.lab.run._take_share`), computes them on its own local devices and writes their
 chunk files, then takes what no live process holds; a member's numbers depend on its config and
-seed alone, so the assembled arrays equal a single process's bit for bit, whoever computed what. The coordinator's key-value store carries
-the few words the processes exchange (:meth:`Cluster.agree`):
+seed alone, so the assembled arrays equal a single process's bit for bit, whoever computed what.
+The coordinator's key-value store carries the few words the processes exchange (:meth:`Cluster.agree`):
 
 1. the config: every process loads its own, publishes its hash (and folder, ``--fresh``), and
    all refuse to start, naming the processes, unless they agree (:func:`check_config`);

@@ -149,7 +149,7 @@ def optimizer(name: str, kwargs: Mapping[str, Any] | Sequence[tuple[str, Any]] =
 
     Example:
       >>> tx = optimizer("sgd", {"momentum": 0.9}, 0.1)
-      >>> float(tx.init({"w": jnp.zeros(2)}).hyperparams["learning_rate"])
+      >>> round(float(tx.init({"w": jnp.zeros(2)}).hyperparams["learning_rate"]), 6)
       0.1
     """
     names = optimizer_names()

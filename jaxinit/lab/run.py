@@ -129,6 +129,26 @@ def _session_timings(meta: dict[str, Any], session: dict[str, Any] | None) -> di
     return {"sessions": sessions, "timings": total, "device": session["device"]}
 
 
+def _record_session(folder, started_at: str, timings: dict[str, Any], written: int,
+                    layouts: dict[str, Any], common_random_numbers: str, **extra: Any) -> None:
+    """Write this session into ``meta.json`` under the folder's lock (other writers' sessions are
+    kept): its device and timings when it computed something, the chunk layouts and their vmap
+    blocks, and ``extra`` keys."""
+    from jaxinit.lab.store import device_description
+
+    session = None
+    if written or timings["compile_s"]:
+        session = {"started": started_at, "device": device_description(), "timings": timings,
+                   "chunks_written": written}
+    folder.write_meta(lambda meta: {
+        **_session_timings(meta, session),
+        "chunk_plan": {pid: dataclasses.asdict(c) for pid, c in layouts.items()},
+        "engine": {"seed_block": {pid: c.block for pid, c in layouts.items()},
+                   "common_random_numbers": common_random_numbers},
+        **extra,
+    })
+
+
 def _discard(path: Path, created: Path | None) -> None:
     """Remove a results folder this session created and wrote no chunk into, and the parents it
     created on the way when they are empty; never a folder that existed before."""
@@ -247,7 +267,6 @@ def _take_share(folder, work, index: int, count: int):
 def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble=True, share=None):
     from tqdm.auto import tqdm
 
-    from jaxinit.lab import store as results_lib
     from jaxinit.lab.store.layout import _now, _ranges
 
     path = folder.path.absolute()
@@ -318,17 +337,8 @@ def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout,
         finally:
             bar.close()
             timings["wall_s"] = time.perf_counter() - start
-            session = None
-            if written or timings["compile_s"]:
-                session = {"started": started_at, "device": results_lib.device_description(),
-                           "timings": timings, "chunks_written": written}
-            folder.write_meta(lambda meta: {  # under the folder's lock: other writers' sessions are kept
-                **_session_timings(meta, session),
-                "chunk_plan": {pid: dataclasses.asdict(cp) for pid, cp in chunk_plans.items()},
-                "engine": {"seed_block": {pid: cp.block for pid, cp in chunk_plans.items()},
-                           "common_random_numbers": _crn_note(plans)},
-                "precision": precision_note(config.network.dtype),
-            })
+            _record_session(folder, started_at, timings, written, chunk_plans, _crn_note(plans),
+                            precision=precision_note(config.network.dtype))
     except BaseException:
         if written == 0 and not folder.writers():
             _discard(path, created)

@@ -11,7 +11,6 @@ grid_point, seed, ...)``: per evaluation ``(..., step)`` and ``(..., step, layer
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time
@@ -36,7 +35,7 @@ from jaxinit.lab.engine.train.plan import warn_lsuv
 from jaxinit.lab.run import (
     SweepStalled,
     _discard,
-    _session_timings,
+    _record_session,
     _shared_work,
     _take_share,
     _watched,
@@ -137,7 +136,6 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
                 share):
     from tqdm.auto import tqdm
 
-    from jaxinit.lab import store as results_lib
     from jaxinit.lab.store.layout import _now, _ranges
 
     programs = config.programs()
@@ -219,17 +217,9 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
         finally:
             bar.close()
             timings["wall_s"] = time.perf_counter() - start
-            session = None
-            if written or timings["compile_s"]:
-                session = {"started": started_at, "device": results_lib.device_description(),
-                           "timings": timings, "chunks_written": written}
-            folder.write_meta(lambda meta: {  # under the folder's lock: other writers' sessions are kept
-                **_session_timings(meta, session),
-                "chunk_plan": {pid: dataclasses.asdict(c) for pid, c in layouts.items()},
-                "engine": {"seed_block": {pid: c.block for pid, c in layouts.items()},
-                           "common_random_numbers": "every initializer and grid point of a seed starts from the "
-                                                    "same keys and sees the same minibatches"},
-            })
+            _record_session(folder, started_at, timings, written, layouts,
+                            "every initializer and grid point of a seed starts from the same keys and sees "
+                            "the same minibatches")
     except BaseException:
         if written == 0 and not folder.writers():
             _discard(path, created)

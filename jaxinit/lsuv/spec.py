@@ -119,3 +119,13 @@ class LSUV:
         x = jnp.asarray(x)
         params = nets.init(key, x.shape[-1], width, depth, out_dim, self.base, bias_init, dtype)
         return self.apply(params, x, activation, return_stats=return_stats)
+
+
+def drawing_initializers(initializers) -> tuple[BaseInitializer, ...]:
+    """The initializer that draws each entry's weights: the entry itself, or an :class:`LSUV` entry's base."""
+    return tuple(i.base if isinstance(i, LSUV) else i for i in initializers)
+
+
+def lsuv_entries(initializers) -> tuple[tuple[int, LSUV], ...]:
+    """``(index, spec)`` of every :class:`LSUV` entry (empty: an engine compiles no fit)."""
+    return tuple((i, init) for i, init in enumerate(initializers) if isinstance(init, LSUV))

@@ -17,6 +17,7 @@ from jaxinit.initializers import BaseInitializer
 from jaxinit.initializers._base import InitializerNoise, SharedNoise, wide_dtype
 from jaxinit.lsuv import LSUV
 from jaxinit.lsuv.core import layer_names, warn_members
+from jaxinit.lsuv.spec import drawing_initializers, lsuv_entries
 
 # The engine's name for the catalog's shared noise (``kind``, ``draw``, ``bits_shape``, ``from_bits``,
 # ``apply_from_bits``): the catalog says which initializers share it.
@@ -84,12 +85,12 @@ class Plan:
     @property
     def drawn(self) -> tuple[BaseInitializer, ...]:
         """The initializer that draws each entry's weights: itself, or an LSUV entry's base."""
-        return tuple(i.base if isinstance(i, LSUV) else i for i in self.initializers)
+        return drawing_initializers(self.initializers)
 
     @property
     def lsuv(self) -> tuple[tuple[int, LSUV], ...]:
         """``(index, spec)`` of every LSUV entry (empty: the program compiles no fit)."""
-        return tuple((i, init) for i, init in enumerate(self.initializers) if isinstance(init, LSUV))
+        return lsuv_entries(self.initializers)
 
     def layer_shape(self, layer: int) -> tuple[int, int]:
         if layer == 0:

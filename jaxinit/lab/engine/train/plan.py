@@ -29,6 +29,7 @@ from jaxinit.lab.optim import (  # noqa: F401 - re-exported: the engine's surfac
 )
 from jaxinit.lsuv import LSUV
 from jaxinit.lsuv.core import layer_names, warn_members
+from jaxinit.lsuv.spec import drawing_initializers, lsuv_entries
 
 # Data keys live on their own branch of the root key (the sweep's): no layer key reaches it.
 DATA_BRANCH = 0x7FFFFFFF
@@ -198,12 +199,12 @@ class TrainPlan:
     @property
     def drawn(self) -> tuple[BaseInitializer, ...]:
         """The initializer that draws each entry's weights: itself, or an LSUV entry's base."""
-        return tuple(i.base if isinstance(i, LSUV) else i for i in self.initializers)
+        return drawing_initializers(self.initializers)
 
     @property
     def lsuv(self) -> tuple[tuple[int, LSUV], ...]:
         """``(index, spec)`` of every LSUV entry (empty: the programs compile no fit)."""
-        return tuple((i, init) for i, init in enumerate(self.initializers) if isinstance(init, LSUV))
+        return lsuv_entries(self.initializers)
 
     def fit_rows(self, n_train: int) -> int:
         """Rows of the LSUV fit's batch: the first minibatch's ``batch`` rows (the rows the first step

@@ -15,13 +15,16 @@ from typing import Any
 import numpy as np
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = True) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = True, *,
+                 temp_name: Callable[[Path], str] | None = None) -> None:
     """Write ``path`` through a temp file in the same folder, then ``os.replace`` it into place.
 
     The one way this package writes a file (results and figures). A reader sees the old file or the
     complete new one, never a part; a crash leaves at most a hidden ``.<name>.<random>.tmp`` that
     nothing reads (:meth:`ResultsFolder.prepare` removes them). ``write(f)`` gets the open file
-    (bytes, or UTF-8 text without newline translation when ``binary`` is false).
+    (bytes, or UTF-8 text without newline translation when ``binary`` is false). ``temp_name(path)``
+    names the temp file in the same folder (drawn again while the name is taken); by default it is
+    ``.<name>.<8 hex digits>.tmp`` (:func:`jaxinit.lab.store.writers.owned_write` names its owner).
 
     The file gets the mode a plain ``open(path, "w")`` would give it: ``0o666`` less the process
     umask for a new file (the temp file is created with that mode, so the kernel applies the umask),
@@ -33,7 +36,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: 
     path = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / (temp_name(path) if temp_name is not None else f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
             fd = os.open(tmp, flags, 0o666)
             break

@@ -27,14 +27,13 @@ import os
 import re
 import secrets
 import socket
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from jaxinit._io import fsync_dir
+from jaxinit._io import atomic_write
 
 try:  # POSIX
     import fcntl
@@ -116,7 +115,7 @@ def describe(entry: dict[str, Any]) -> str:
 def owned_write(path: Path, write: Callable[[Any], None], token: str, binary: bool = True) -> None:
     """Write ``path`` through a temp file owned by ``token``, then ``os.replace`` it into place.
 
-    As :func:`jaxinit._io.atomic_write` (the mode a plain ``open(path, "w")`` gives, the data
+    By :func:`jaxinit._io.atomic_write` (the mode a plain ``open(path, "w")`` gives, the data
     fsynced before the rename and the folder after it), with the writer's token in the temp name,
     so that no other writer removes it while it is written. Should another writer have removed it
     all the same (it judged this writer dead: a remote heartbeat that came late), it is written again.
@@ -129,7 +128,6 @@ def owned_write(path: Path, write: Callable[[Any], None], token: str, binary: bo
         except _TempVanished:
             if attempt == 2:
                 raise FileNotFoundError(f"{path}: the temp file was removed three times while written") from None
-    fsync_dir(path.parent)
 
 
 class _TempVanished(Exception):
@@ -137,31 +135,12 @@ class _TempVanished(Exception):
 
 
 def _owned_write_once(path: Path, write: Callable[[Any], None], token: str, binary: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        tmp = path.parent / f".{path.name}.w-{token}.{secrets.token_hex(3)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8",
-                                                                          "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.replace(tmp, path)
-        except FileNotFoundError:
-            if path.parent.is_dir():
-                raise _TempVanished from None
-            raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        atomic_write(path, write, binary, temp_name=lambda p: f".{p.name}.w-{token}.{secrets.token_hex(3)}.tmp")
+    except FileNotFoundError as err:
+        # only the rename names two paths: the temp file went missing while the folder stands
+        if err.filename2 is not None and path.parent.is_dir():
+            raise _TempVanished from None
         raise
 
 

@@ -18,8 +18,7 @@ import time
 
 T0 = time.perf_counter()
 
-import json  # noqa: E402 - the clock starts before the imports it measures
-import sys  # noqa: E402
+import sys  # noqa: E402 - the clock starts before the imports it measures
 from pathlib import Path  # noqa: E402
 
 import flax.linen as nn  # noqa: E402
@@ -30,18 +29,13 @@ import optax  # noqa: E402
 
 T1 = time.perf_counter()
 
+import importlib.util  # noqa: E402
 
-def _shared():
-    import importlib.util
-
-    path = Path(__file__).with_name("train_shared.py")
-    spec = importlib.util.spec_from_file_location("_jaxinit_bench_train_shared", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shared = _shared()
+# train_shared by file path: run as ``python -P``, this folder is no package to import from
+_SHARED = importlib.util.spec_from_file_location("_jaxinit_bench_train_shared",
+                                                 Path(__file__).with_name("train_shared.py"))
+shared = importlib.util.module_from_spec(_SHARED)
+_SHARED.loader.exec_module(shared)
 
 
 class MLP(nn.Module):
@@ -72,7 +66,7 @@ class Trainer:
         self.spec = spec
         self.x_train, self.y_train = data[0], data[1]
         self.device_data = tuple(jnp.asarray(a) for a in data)
-        self.in_dim, self.out_dim = data[0].shape[1], int(max(data[1].max(), data[3].max())) + 1
+        self.in_dim, self.out_dim = shared.io_dims(data)
         self.model = MLP(spec["depth"], spec["width"], self.out_dim)
         self.tx = optax.sgd(spec["learning_rate"], momentum=spec["momentum"])
         model, tx = self.model, self.tx
@@ -85,13 +79,8 @@ class Trainer:
             updates, opt_state = tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        def evaluate(params, x_train, y_train, x_test, y_test):
-            out = []
-            for x, y in ((x_train, y_train), (x_test, y_test)):
-                logits = model.apply(params, x)
-                out += [optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
-                        jnp.mean(jnp.argmax(logits, -1) == y)]
-            return jnp.stack(out)
+        def evaluate(params, *data):
+            return shared.jax_evaluate(jnp, optax, model.apply, params, *data)
 
         self._train_step, self._evaluate = jax.jit(train_step), jax.jit(evaluate)
         self.step = self.evaluate = None
@@ -131,23 +120,7 @@ class Trainer:
 
 
 def main(argv):
-    spec = json.loads(argv[1])
-    data = shared.read_data(spec["data"])
-    trainer = Trainer(spec, data)
-    t = time.perf_counter()
-    trainer.compile()
-    inits = {name: trainer.init_fn(name) for name in spec["inits"]}
-    compile_s = time.perf_counter() - t
-    t = time.perf_counter()
-    evals = {name: [] for name in spec["inits"]}
-    orders = [shared.minibatch_order(s, data[0].shape[0], spec["batch"], spec["steps"]) for s in range(spec["seeds"])]
-    for name in spec["inits"]:
-        for s in range(spec["seeds"]):
-            evals[name].append(trainer.run_member(inits[name](jax.random.key(s)), orders[s]))
-    run_s = time.perf_counter() - t
-    shared.emit({"import_s": T1 - T0, "compile_s": compile_s, "run_s": run_s, **shared.summary(spec["inits"], evals),
-                 "backend": jax.default_backend(), "device_count": jax.local_device_count(),
-                 "total_s": time.perf_counter() - T0})
+    shared.jax_main(jax, argv, Trainer, T0, T1)
 
 
 if __name__ == "__main__":

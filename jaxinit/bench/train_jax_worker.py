@@ -19,8 +19,7 @@ import time
 
 T0 = time.perf_counter()
 
-import json  # noqa: E402 - the clock starts before the imports it measures
-import sys  # noqa: E402
+import sys  # noqa: E402 - the clock starts before the imports it measures
 from pathlib import Path  # noqa: E402
 
 import jax  # noqa: E402
@@ -30,18 +29,13 @@ import optax  # noqa: E402
 
 T1 = time.perf_counter()
 
+import importlib.util  # noqa: E402
 
-def _shared():
-    import importlib.util
-
-    path = Path(__file__).with_name("train_shared.py")
-    spec = importlib.util.spec_from_file_location("_jaxinit_bench_train_shared", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shared = _shared()
+# train_shared by file path: run as ``python -P``, this folder is no package to import from
+_SHARED = importlib.util.spec_from_file_location("_jaxinit_bench_train_shared",
+                                                 Path(__file__).with_name("train_shared.py"))
+shared = importlib.util.module_from_spec(_SHARED)
+_SHARED.loader.exec_module(shared)
 
 
 def forward(layers, x):
@@ -57,7 +51,7 @@ class Trainer:
     def __init__(self, spec, data):
         self.spec = spec
         self.data = tuple(jnp.asarray(a) for a in data)
-        self.in_dim, self.out_dim = data[0].shape[1], int(max(data[1].max(), data[3].max())) + 1
+        self.in_dim, self.out_dim = shared.io_dims(data)
         self.dims = [self.in_dim] + [spec["width"]] * spec["depth"] + [self.out_dim]
         tx = optax.sgd(spec["learning_rate"], momentum=spec["momentum"])
         every, n_chunks = spec["eval_every"], spec["steps"] // spec["eval_every"]
@@ -65,13 +59,8 @@ class Trainer:
         def loss_fn(layers, x, y):
             return optax.softmax_cross_entropy_with_integer_labels(forward(layers, x), y).mean()
 
-        def evaluate(layers, x_train, y_train, x_test, y_test):
-            out = []
-            for x, y in ((x_train, y_train), (x_test, y_test)):
-                logits = forward(layers, x)
-                out += [optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
-                        jnp.mean(jnp.argmax(logits, -1) == y)]
-            return jnp.stack(out)
+        def evaluate(layers, *data):
+            return shared.jax_evaluate(jnp, optax, forward, layers, *data)
 
         def run(layers, order, x_train, y_train, x_test, y_test):
             def step(carry, idx):
@@ -120,23 +109,7 @@ class Trainer:
 
 
 def main(argv):
-    spec = json.loads(argv[1])
-    data = shared.read_data(spec["data"])
-    trainer = Trainer(spec, data)
-    t = time.perf_counter()
-    trainer.compile()
-    inits = {name: trainer.init_fn(name) for name in spec["inits"]}
-    compile_s = time.perf_counter() - t
-    t = time.perf_counter()
-    evals = {name: [] for name in spec["inits"]}
-    orders = [shared.minibatch_order(s, data[0].shape[0], spec["batch"], spec["steps"]) for s in range(spec["seeds"])]
-    for name in spec["inits"]:
-        for s in range(spec["seeds"]):
-            evals[name].append(trainer.run_member(inits[name](jax.random.key(s)), orders[s]))
-    run_s = time.perf_counter() - t
-    shared.emit({"import_s": T1 - T0, "compile_s": compile_s, "run_s": run_s, **shared.summary(spec["inits"], evals),
-                 "backend": jax.default_backend(), "device_count": jax.local_device_count(),
-                 "total_s": time.perf_counter() - T0})
+    shared.jax_main(jax, argv, Trainer, T0, T1)
 
 
 if __name__ == "__main__":

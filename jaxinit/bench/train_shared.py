@@ -1,6 +1,7 @@
-"""What the training benchmark's workers share: the data file, the minibatch order, the evaluation record,
-the result line. NumPy only: the baselines load this file by path (:func:`load`), so a Flax or PyTorch
-worker never imports jaxinit (nor, for PyTorch, JAX).
+"""What the training benchmark's workers share: the data file, the minibatch order, the loop over members,
+the evaluation record, the result line, a JAX baseline's whole program. NumPy only (JAX is passed in):
+the baselines load this file by path (:func:`load`), so a Flax or PyTorch worker never imports jaxinit
+(nor, for PyTorch, JAX).
 
 Minibatch order of a baseline's seed ``s``: epoch ``e`` is ``numpy.random.default_rng([s, e]).permutation
 (n_train)`` cut into ``n_train // batch`` minibatches (the remainder dropped), the scheme of
@@ -14,6 +15,7 @@ import importlib.util
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,23 @@ def read_data(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
                 f["y_test"].astype(np.int32))
 
 
+def io_dims(data) -> tuple[int, int]:
+    """``(in_dim, out_dim)`` of the MLP on ``data`` (:func:`read_data`): the features, the classes seen."""
+    return data[0].shape[1], int(max(data[1].max(), data[3].max())) + 1
+
+
+def jax_evaluate(jnp, optax, logits_fn, params, x_train, y_train, x_test, y_test):
+    """The :data:`EVAL_NAMES` of ``params`` stacked in one array, traced in the caller's program (``jnp``,
+    ``optax`` passed in): the mean softmax cross-entropy and the accuracy of ``logits_fn(params, x)`` on
+    the training set, then on the test set."""
+    out = []
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        logits = logits_fn(params, x)
+        out += [optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
+                jnp.mean(jnp.argmax(logits, -1) == y)]
+    return jnp.stack(out)
+
+
 def minibatch_order(seed: int, n_train: int, batch: int, steps: int) -> np.ndarray:
     """``(steps, batch)`` int32 example indices: the minibatches of seed ``seed`` (module docstring)."""
     per_epoch = n_train // batch
@@ -47,6 +66,39 @@ def minibatch_order(seed: int, n_train: int, batch: int, steps: int) -> np.ndarr
     rows = [np.random.default_rng([seed, e]).permutation(n_train)[:per_epoch * batch].reshape(per_epoch, batch)
             for e in range(epochs)]
     return np.concatenate(rows)[:steps].astype(np.int32)
+
+
+def run_members(spec, n_train: int, member) -> dict[str, list[dict[str, list[float]]]]:
+    """Every member of the work ``spec``: ``{init: [member(init, seed, order) per seed]}``, initializers
+    outer and seeds inner, ``order`` the seed's :func:`minibatch_order` (drawn once per seed, for
+    ``n_train`` examples); ``member`` trains one and returns its evaluations ``{name: [value per evaluation]}``."""
+    orders = [minibatch_order(s, n_train, spec["batch"], spec["steps"]) for s in range(spec["seeds"])]
+    return {name: [member(name, s, orders[s]) for s in range(spec["seeds"])] for name in spec["inits"]}
+
+
+def jax_main(jax, argv, trainer_class, t0: float, t1: float) -> None:
+    """The whole program of a JAX baseline (Flax's, plain JAX's), ``jax`` passed in (imported by the caller).
+
+    ``argv[1]``: the SPEC JSON. ``trainer_class(spec, data)`` compiles its training with ``compile()`` and
+    each initializer's ``init_fn(name)`` (a compiled ``key -> parameters``): ``compile_s``; then
+    :func:`run_members` with ``run_member(init_fn(name)(jax.random.key(seed)), order)``: ``run_s``.
+    ``t0``: the program's start, ``t1``: its imports done (``import_s = t1 - t0``). Prints the result
+    line (:func:`emit`).
+    """
+    spec = json.loads(argv[1])
+    data = read_data(spec["data"])
+    trainer = trainer_class(spec, data)
+    t = time.perf_counter()
+    trainer.compile()
+    inits = {name: trainer.init_fn(name) for name in spec["inits"]}
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    evals = run_members(spec, data[0].shape[0],
+                        lambda name, s, order: trainer.run_member(inits[name](jax.random.key(s)), order))
+    run_s = time.perf_counter() - t
+    emit({"import_s": t1 - t0, "compile_s": compile_s, "run_s": run_s, **summary(spec["inits"], evals),
+          "backend": jax.default_backend(), "device_count": jax.local_device_count(),
+          "total_s": time.perf_counter() - t0})
 
 
 def summary(inits, evals) -> dict[str, dict[str, float]]:

@@ -19,19 +19,16 @@ import time
 
 T0 = time.perf_counter()  # the clock starts with the program, before torch is imported
 
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-
-def _shared():
-    import importlib.util
-
-    path = Path(__file__).with_name("train_shared.py")
-    spec = importlib.util.spec_from_file_location("_jaxinit_bench_train_shared", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# train_shared by file path: run as ``python -P``, this folder is no package to import from
+_SHARED = importlib.util.spec_from_file_location("_jaxinit_bench_train_shared",
+                                                 Path(__file__).with_name("train_shared.py"))
+shared = importlib.util.module_from_spec(_SHARED)
+_SHARED.loader.exec_module(shared)
 
 
 class Trainer:
@@ -44,14 +41,14 @@ class Trainer:
         nn = torch.nn
         self.x_train, self.y_train, self.x_test, self.y_test = (
             torch.from_numpy(a).long() if a.dtype.kind in "iu" else torch.from_numpy(a) for a in data)
-        in_dim, out_dim = data[0].shape[1], int(max(data[1].max(), data[3].max())) + 1
+        in_dim, out_dim = shared.io_dims(data)
         dims = [in_dim] + [spec["width"]] * spec["depth"]
         layers = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.model = nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
         self.linears = [m for m in self.model if isinstance(m, nn.Linear)]
-        self.names = _shared().EVAL_NAMES
+        self.names = shared.EVAL_NAMES
 
     def init_member(self, reinit, seed):
         """``torch.manual_seed(seed)``, then ``reinit`` on every weight and zero biases."""
@@ -99,20 +96,19 @@ class Trainer:
 def main(argv):
     import torch  # here, so that importing this module (pytest's doctest collection) needs no torch
 
-    shared = _shared()
     t1 = time.perf_counter()
     spec = json.loads(argv[1])
     data = shared.read_data(spec["data"])
     torch.set_float32_matmul_precision("highest")
     trainer = Trainer(torch, spec, data, spec.get("threads"))
     inits = shared.load("torch_worker").initializers(torch)
+
+    def member(name, seed, order):
+        trainer.init_member(inits[name], seed)
+        return trainer.run_member(order)
+
     t = time.perf_counter()
-    evals = {name: [] for name in spec["inits"]}
-    orders = [shared.minibatch_order(s, data[0].shape[0], spec["batch"], spec["steps"]) for s in range(spec["seeds"])]
-    for name in spec["inits"]:
-        for s in range(spec["seeds"]):
-            trainer.init_member(inits[name], s)
-            evals[name].append(trainer.run_member(orders[s]))
+    evals = shared.run_members(spec, data[0].shape[0], member)
     run_s = time.perf_counter() - t
     shared.emit({"import_s": t1 - T0, "compile_s": 0.0, "run_s": run_s, **shared.summary(spec["inits"], evals),
                  "backend": "cpu", "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__,

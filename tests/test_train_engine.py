@@ -118,6 +118,46 @@ def test_member_alone_equals_member_in_ensemble(small_data, one_chunk):
     np.testing.assert_array_equal(alone["distinct_units"][0, 0, 0], one_chunk["distinct_units"][0, 0, 2])
 
 
+def test_members_one_at_a_time_match_members_vmapped(small_data, one_chunk):
+    # group=1 trains each member alone (lax.map, no vmap); the default here vmaps all 4 of a block.
+    # XLA may round a batched matmul differently from a single one (1-2 ulp measured), so the
+    # records agree to float32 rounding and the distinct-unit counts exactly.
+    alone = T.train_members(_small_plan(), small_data, base_seed=3, seed_ids=[0, 1, 2, 3], block=2, chunk=4,
+                            devices=1, group=1)
+    for name, value in alone.items():
+        np.testing.assert_allclose(value, one_chunk[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    np.testing.assert_array_equal(alone["distinct_units"], one_chunk["distinct_units"])
+
+
+def test_member_bytes_counts_every_parameter():
+    import jax
+
+    from jaxinit import nets
+
+    plan = T.TrainPlan(3, 24, 5, 4, ("he_normal",), dtype="bfloat16")
+    params = nets.init(jax.random.key(0), 5, 24, 3, 4, plan.initializers[0], plan.bias_init, "bfloat16")
+    n_params = sum(a.size for a in jax.tree.leaves(params))
+    assert T.member_bytes(plan) == 3 * n_params * 2  # parameters, gradients, one optimizer slot; 2-byte entries
+
+
+def test_cpu_groups_fit_the_members_training_state_in_a_cores_cache():
+    cap = T.CPU_GROUP_BYTES
+    # block 4 x 4 members = 16 per call; the largest divisor of 16 whose state fits.
+    assert T.layout(16, members=4, member_bytes=0).group == 16
+    assert T.layout(16, members=4, member_bytes=cap // 8).group == 8
+    assert T.layout(16, members=4, member_bytes=cap // 8 + 1).group == 4
+    assert T.layout(16, members=4, member_bytes=cap + 1).group == 1
+    # 9 members of one seed (block 1): divisors 1, 3, 9.
+    assert T.layout(1, members=9, member_bytes=cap // 5).group == 3
+    assert T.layout(8, block=2, members=3, group=2).group == 2
+
+
+@pytest.mark.parametrize("group", [0, 3, 5])
+def test_group_must_divide_a_blocks_members(group):
+    with pytest.raises(ValueError, match=rf"group.*got group={group}" if group else "group must be >= 1"):
+        T.layout(8, block=2, members=2, group=group)
+
+
 # ---------------------------------------------------------------------------------------------
 # Schedules and clipping
 # ---------------------------------------------------------------------------------------------

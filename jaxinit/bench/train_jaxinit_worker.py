@@ -43,7 +43,7 @@ def main(argv):
     import jax
     import numpy as np
 
-    from jaxinit.lab.engine.train import compile_train, grid_arrays, layout, run_chunk
+    from jaxinit.lab.engine.train import compile_train, grid_arrays, layout, member_bytes, run_chunk
 
     t1 = time.perf_counter()
     with np.load(spec["data"]) as f:
@@ -52,12 +52,13 @@ def main(argv):
     plan = plan_of(spec, in_dim, out_dim)
     grid = grid_arrays(plan, None)
     seeds = list(range(spec["seeds"]))
-    chunks = layout(len(seeds), block=spec.get("block"))
+    chunks = layout(len(seeds), block=spec.get("block"), members=plan.n_init * grid[0].shape[0],
+                    member_bytes=member_bytes(plan), group=spec.get("group"))
     cpu = time.process_time()
     program, compile_s = compile_train(plan, data[0].shape[0], data[2].shape[0], grid[0].shape[0], chunks)
     cpu = time.process_time() - cpu
     result = {"import_s": t1 - T0, "compile_s": compile_s, "compile_cpu_s": cpu, "backend": jax.default_backend(),
-              "device_count": chunks.devices, "block": chunks.block, "chunk_size": chunks.size,
+              "device_count": chunks.devices, "block": chunks.block, "group": chunks.group, "chunk_size": chunks.size,
               "xla_flags": os.environ.get("XLA_FLAGS")}
     if spec.get("compile_only"):
         result["steps"] = spec["steps"]

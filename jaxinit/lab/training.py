@@ -29,6 +29,7 @@ from jaxinit.lab.engine.train import (
     compile_train,
     grid_arrays,
     layout,
+    member_bytes,
     run_chunk,
 )
 from jaxinit.lab.engine.train.plan import warn_lsuv
@@ -158,7 +159,7 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
         folder.write_meta({"data": described})
         layouts, work = {}, []
         for program in programs:
-            chunks = layouts[program.id] = _layout(config, n_seeds)
+            chunks = layouts[program.id] = _layout(config, plans[program.id], len(points), n_seeds)
             todo = chunks.chunks(folder.missing_seeds(program.id))
             work += [(program, i + 1, len(todo), seeds) for i, seeds in enumerate(todo)]
         if share is not None:
@@ -227,12 +228,13 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
     return folder.assemble(config) if assemble else None
 
 
-def _layout(config, n_seeds: int):
+def _layout(config, plan, n_grid: int, n_seeds: int):
     """Chunks of ``output.chunk`` seeds, default one vmap block per device (the progress bar and
-    resumption advance by chunk; a member's numbers depend on neither)."""
-    base = layout(n_seeds)
+    resumption advance by chunk; a member's numbers depend on neither), vmap groups sized from ``plan``."""
+    shape = {"members": plan.n_init * n_grid, "member_bytes": member_bytes(plan)}
+    base = layout(n_seeds, **shape)
     chunk = config.output.chunk if config.output.chunk > 0 else base.block * base.devices
-    return layout(n_seeds, chunk=chunk)
+    return layout(n_seeds, chunk=chunk, **shape)
 
 
 __all__ = ["dataset", "plan_for", "train"]

@@ -79,14 +79,15 @@ def lower_on(fn: Callable, structs: Sequence[Any], device: Any | None = None):
 
 
 def on_devices(fn: Callable, structs: Sequence[Any], devices: int | Sequence[Any],
-               lowered: Any = None) -> tuple[OnDevices, float]:
+               lowered: Any = None, compiler_options: dict[str, Any] | None = None) -> tuple[OnDevices, float]:
     """Compile ``jax.jit(fn)`` for ``structs`` once and put the executable on each of ``devices``
     (a count of local devices, or the devices); returns ``(OnDevices, seconds)``.
 
     The copies are the first device's executable, serialized and loaded on each device, so they
     compute the same bits. Should this jax not serialize the program, each copy is compiled from
     the same lowering instead (``copies == "compiled"``): slower to start, the same machine code
-    as far as XLA's compilation is deterministic.
+    as far as XLA's compilation is deterministic. ``compiler_options``: XLA debug options for this
+    compilation (``{"xla_backend_optimization_level": 1}``, ...), as ``Lowered.compile`` takes them.
     """
     if isinstance(devices, int):
         devices = jax.local_devices()[:devices]
@@ -94,14 +95,14 @@ def on_devices(fn: Callable, structs: Sequence[Any], devices: int | Sequence[Any
     start = time.perf_counter()
     if lowered is None:
         lowered, _ = lower_on(fn, structs, devices[0])
-    first = lowered.compile()
+    first = lowered.compile(compiler_options=compiler_options)
     executables, copies = [first], "loaded"
     for device in devices[1:]:
         try:
             executables.append(_loaded_on(first, device))
         except Exception:  # noqa: BLE001 - jax without executable serialization: compile the copy
             copies = "compiled"
-            executables.append(lower_on(fn, structs, device)[0].compile())
+            executables.append(lower_on(fn, structs, device)[0].compile(compiler_options=compiler_options))
     return OnDevices(tuple(executables), devices, copies), time.perf_counter() - start
 
 

@@ -3,15 +3,18 @@ r"""The training engine: every member of one network shape trains in one compile
 A *member* is one (initializer ``i``, grid point ``g``, seed ``s``). Structure of the program
 (:func:`compile_train`, one per :class:`TrainPlan`):
 
-* seeds train in blocks: a vmap of a fixed width (``block``) is one compiled single-device
+* seeds train in blocks: a block of ``block`` seeds is one call of a compiled single-device
   program, loaded unchanged on every local device, and a chunk's blocks are spread over the
   devices (only its last block is padded): a member's numbers depend on neither the chunk it
   landed in nor the device count;
-* per seed, the members (initializer x grid point, initializer-major ``k = i * n_grid + g``) are
-  vmapped: parameters and optimizer states are stacked over members;
-* training is a ``lax.scan`` over evaluation chunks, each a ``lax.scan`` of ``eval_every`` steps
-  (the last chunk's steps beyond ``steps`` are masked out): no Python loop over members or steps,
-  compile time flat in the number of steps.
+* a block's members (seed x initializer x grid point, initializer-major ``k = i * n_grid + g``
+  within a seed) are stacked, parameters and optimizer states alike, and trained ``group`` at a
+  time under ``vmap`` (``lax.map`` over the groups, :func:`layout`): all of them at once on
+  accelerators; on the CPU as many as keep their training state within a core's cache, one at a
+  time for wide networks, whose matmuls run no faster batched there;
+* each member's training is a ``lax.scan`` over evaluation chunks, each a ``lax.scan`` of
+  ``eval_every`` steps (the last chunk's steps beyond ``steps`` are masked out): no Python loop
+  over members or steps, compile time flat in the number of steps.
 
 Keys (the sweep's scheme, so the weights are :func:`jaxinit.nets.init`'s): the seed key is
 ``fold_in(key(base_seed), s)``, layer ``l`` draws from ``fold_in(seed_key, l)`` (biases from the
@@ -76,11 +79,20 @@ from jaxinit.lab.engine.train.plan import (
     optimizer_names,
     schedule_names,
 )
-from jaxinit.lab.engine.train.program import Layout, Program, compile_train, layout, run_chunk, train_members
+from jaxinit.lab.engine.train.program import (
+    CPU_GROUP_BYTES,
+    Layout,
+    Program,
+    compile_train,
+    layout,
+    member_bytes,
+    run_chunk,
+    train_members,
+)
 
 __all__ = [
-    "CYCLICAL", "DATA_BRANCH", "DEAD_THRESHOLD", "DISTINCT_RTOL", "EVAL_FIELDS", "EVAL_LAYER_FIELDS",
+    "CPU_GROUP_BYTES", "CYCLICAL", "DATA_BRANCH", "DEAD_THRESHOLD", "DISTINCT_RTOL", "EVAL_FIELDS", "EVAL_LAYER_FIELDS",
     "LOSSES", "Layout", "MEMBER_FIELDS", "Program", "Schedule", "TrainPlan", "compile_train", "cyclical_schedule",
-    "eval_steps", "grid_arrays", "layout", "make_optimizer", "make_schedule", "optimizer_names", "run_chunk",
-    "schedule_names", "train_members",
+    "eval_steps", "grid_arrays", "layout", "make_optimizer", "make_schedule", "member_bytes", "optimizer_names",
+    "run_chunk", "schedule_names", "train_members",
 ]

@@ -3,6 +3,7 @@ training of a chunk), running a chunk, the per-member records, and :func:`train_
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
@@ -13,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit.errors import check_int
-from jaxinit.lab.engine.devices import OnDevices, on_devices, run_blocks
+from jaxinit.lab.engine.devices import OnDevices, lower_on, on_devices, run_blocks
 from jaxinit.lab.engine.train.plan import TrainPlan, _wide, eval_steps, grid_arrays, warn_lsuv
-from jaxinit.lab.engine.train.seed import _seed_init, _seed_train
+from jaxinit.lab.engine.train.seed import _block_train, _seed_init
 
 
 # ---------------------------------------------------------------------------------------------
@@ -23,8 +24,9 @@ from jaxinit.lab.engine.train.seed import _seed_init, _seed_train
 # ---------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """How one program's seeds are cut: ``block`` seeds per vmap (fixed: a member's numbers depend
-    on it, not on ``size``, ``devices`` or ``in_flight``), ``size`` seeds per chunk (a multiple of
+    """How one program's seeds are cut: ``block`` seeds per call of the program, whose members are
+    trained ``group`` at a time under ``vmap`` (fixed: a member's numbers may depend on ``group``,
+    not on ``size``, ``devices`` or ``in_flight``), ``size`` seeds per chunk (a multiple of
     ``block``), blocks spread over ``devices`` local devices, at most ``in_flight`` blocks
     dispatched and unfinished at once (0: two per device)."""
 
@@ -32,6 +34,7 @@ class Layout:
     size: int
     devices: int
     in_flight: int = 0
+    group: int = 1
 
     def chunks(self, seeds: Sequence[int]) -> list[list[int]]:
         return [list(seeds[i:i + self.size]) for i in range(0, len(seeds), self.size)]
@@ -41,24 +44,81 @@ class Layout:
         return self.in_flight or 2 * self.devices
 
 
-def layout(n_seeds: int, *, chunk: int = 0, block: int | None = None, devices: int | None = None) -> Layout:
-    """Seeds per vmap block (default: 4 on the CPU, 32 on accelerators, at most the seeds rounded
-    up to a power of two), devices (default: every local device with a block of seeds to run) and a
-    chunk size that is a multiple of ``block`` (default: all seeds in one chunk)."""
+# On the CPU the members of a vmap group run their matmuls one after another, so a group whose
+# training state outgrows a core's L2 cache (1 MiB on common x86 servers) reloads it from memory at
+# every op. Measured on a 2-core EPYC, 1000 steps of bench --train: at T0 (width 128, 1.1 MB per
+# member) one member at a time took 585-610 us of CPU per member-step, 4 vmapped 640-660; at T1
+# (width 32, 54 kB per member) 16 vmapped members were cheapest (33 us, against 46 us one at a time).
+# A constant, not the machine's cache size: a member's numbers may depend on its group, so the
+# group depends on the plan alone.
+CPU_GROUP_BYTES = 1 << 20
+
+
+def member_bytes(plan: TrainPlan) -> int:
+    """Bytes of one member's training state: its parameters, gradients and one optimizer slot
+    (``3 * P * itemsize``, ``P`` the network's parameter count)."""
+    w, d = plan.width, plan.depth
+    n_params = plan.in_dim * w + (d - 1) * w * w + w * plan.out_dim + d * w + plan.out_dim
+    return 3 * n_params * np.dtype(plan.dtype).itemsize
+
+
+def layout(n_seeds: int, *, chunk: int = 0, block: int | None = None, devices: int | None = None,
+           members: int = 1, member_bytes: int = 0, group: int | None = None) -> Layout:
+    """Seeds per call, members per vmap group, devices and a chunk size that is a multiple of ``block``.
+
+    ``block`` (default): 4 seeds on the CPU, 32 on accelerators, at most ``n_seeds`` rounded up to
+    a power of two. ``group`` (must divide ``block * members``, ``members`` the members of one
+    seed): by default every member of the block on accelerators; on the CPU the largest divisor
+    whose training state (``group * member_bytes``, :func:`member_bytes`) fits in
+    :data:`CPU_GROUP_BYTES`, at least 1. ``devices`` (default): every local device with a block of
+    seeds to run. ``chunk`` (default all seeds), rounded up to a multiple of ``block``."""
     n_seeds = check_int("n_seeds", n_seeds, minimum=1)
+    members = check_int("members", members, minimum=1)
+    member_bytes = check_int("member_bytes", member_bytes, minimum=0)
+    cpu = jax.default_backend() == "cpu"
     if block is None:
-        cap = 4 if jax.default_backend() == "cpu" else 32
+        cap = 4 if cpu else 32
         block = 1
         while block < min(cap, n_seeds):
             block *= 2
     block = check_int("block", block, minimum=1)
+    per_call = block * members
+    if group is None:
+        fits = [g for g in range(1, per_call + 1) if per_call % g == 0 and g * member_bytes <= CPU_GROUP_BYTES]
+        group = max(fits, default=1) if cpu else per_call
+    group = check_int("group", group, minimum=1)
+    if per_call % group:
+        raise ValueError(f"group must divide the {per_call} members of a block ({block} seeds x {members} "
+                         f"members); got group={group}.")
     if devices is None:
         devices = max(1, min(jax.local_device_count(), -(-n_seeds // block)))
     devices = check_int("devices", devices, minimum=1)
     if devices > jax.local_device_count():
         raise ValueError(f"devices must be <= the {jax.local_device_count()} local device(s); got {devices}.")
     chunk = n_seeds if chunk <= 0 else chunk
-    return Layout(block=block, size=-(-chunk // block) * block, devices=devices)
+    return Layout(block=block, size=-(-chunk // block) * block, devices=devices, group=group)
+
+
+# The init program runs once per block: LLVM's level-1 pipeline compiles it 2-3x faster than the
+# default level 2, and its random-number code runs as fast (jax.random.normal of 1.6M entries on a
+# 2-core EPYC: compile 0.25 s against 0.69 s, run 33 ms against 31 ms).
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+# The training program keeps XLA's defaults: at level 1 its steps ran 10% slower at T0 (width 128),
+# which costs more than the second of compile time it saves.
+TRAIN_COMPILER_OPTIONS: dict[str, Any] = {}
+
+
+def _param_structs(plan: TrainPlan, block: int, n_grid: int) -> dict[str, Any]:
+    """Shapes of a block's stacked parameters, ``(block, n_init * n_grid, ...)`` per array (what the
+    init program returns, known from the plan without tracing it)."""
+    lead, dtype = (block, plan.n_init * n_grid), np.dtype(plan.dtype)
+
+    def layer(*kernel):
+        return {"kernel": jax.ShapeDtypeStruct(lead + kernel, dtype),
+                "bias": jax.ShapeDtypeStruct(lead + kernel[:-2] + kernel[-1:], dtype)}
+
+    return {"input": layer(plan.in_dim, plan.width), "hidden": layer(plan.depth - 1, plan.width, plan.width),
+            "readout": layer(plan.width, plan.out_dim)}
 
 
 def _data_structs(plan: TrainPlan, n_train: int, n_test: int) -> tuple[jax.ShapeDtypeStruct, ...]:
@@ -107,7 +167,7 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
         return out
 
     def train_chunk(base_seed, seeds, params, lr, *data):
-        return jax.vmap(lambda s, p: _seed_train(plan, base_seed, s, p, lr, *data))(seeds, params)
+        return _block_train(plan, chunks.group, base_seed, seeds, params, lr, *data)
 
     base = jax.ShapeDtypeStruct((), jnp.uint32)
     seeds = jax.ShapeDtypeStruct((chunks.block,), jnp.int32)
@@ -115,9 +175,21 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
     start = time.perf_counter()
     data = _data_structs(plan, n_train, n_test)
     init_args = (base, seeds, grid, grid, data[0])
-    init, _ = on_devices(init_chunk, init_args, chunks.devices)
-    params = jax.eval_shape(init_chunk, *init_args)
-    train, _ = on_devices(train_chunk, (base, seeds, params, grid, *data), chunks.devices)
+    params = _param_structs(plan, chunks.block, n_grid)
+    train_args = (base, seeds, params, grid, *data)
+    train_lowered, _ = lower_on(train_chunk, train_args)
+    # XLA compiles the training program (the longer compile) on a worker thread, outside the GIL,
+    # while Python traces and compiles the init program: the two overlap instead of adding up.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(on_devices, train_chunk, train_args, chunks.devices, train_lowered,
+                              TRAIN_COMPILER_OPTIONS)
+        init_lowered, _ = lower_on(init_chunk, init_args)
+        drawn = jax.tree.map(lambda o: jax.ShapeDtypeStruct(o.shape, o.dtype), init_lowered.out_info)
+        if drawn != params:
+            raise RuntimeError(f"the init program's outputs {drawn} are not the parameters the training "
+                                 f"program was compiled for, {params}")
+        init, _ = on_devices(init_chunk, init_args, chunks.devices, init_lowered, INIT_COMPILER_OPTIONS)
+        train, _ = pending.result()
     return Program(init, train), time.perf_counter() - start
 
 
@@ -163,7 +235,7 @@ def run_chunk(program: Program, plan: TrainPlan, chunks: Layout, data: Any, base
 
 def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequence[int] = (0,),
                   grid: Sequence[Mapping[str, float]] | None = None, *, chunk: int = 0, block: int | None = None,
-                  devices: int | None = None) -> dict[str, np.ndarray]:
+                  devices: int | None = None, group: int | None = None) -> dict[str, np.ndarray]:
     """Train every (initializer, grid point, seed) member of ``plan`` on ``data``; one compiled program.
 
     Args:
@@ -173,7 +245,7 @@ def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequ
       seed_ids: the seeds ``s`` to train (keys ``fold_in(key(base_seed), s)``).
       grid: points ``{"weight_variance": ..., "bias_variance": ..., "learning_rate": ...}`` (each
         optional), or ``None`` for the plan as is.
-      chunk, block, devices: see :func:`layout`; a member's numbers depend on ``block`` alone.
+      chunk, block, devices, group: see :func:`layout`; a member's numbers depend on ``group`` alone.
 
     Returns:
       numpy arrays with dims ``(initializer, grid_point, seed, ...)``: per evaluation
@@ -199,7 +271,8 @@ def train_members(plan: TrainPlan, data: Any, base_seed: int = 0, seed_ids: Sequ
     base_seed = check_int("base_seed", base_seed, minimum=0)
     arrays = _data_arrays(plan, data)
     g = grid_arrays(plan, grid)
-    chunks = layout(len(seed_ids), chunk=chunk, block=block, devices=devices)
+    chunks = layout(len(seed_ids), chunk=chunk, block=block, devices=devices, members=plan.n_init * g[0].shape[0],
+                    member_bytes=member_bytes(plan), group=group)
     program, _ = compile_train(plan, arrays[0].shape[0], arrays[2].shape[0], g[0].shape[0], chunks)
     parts = [run_chunk(program, plan, chunks, arrays, base_seed, ids, g) for ids in chunks.chunks(seed_ids)]
     out = {k: np.concatenate([p[k] for p in parts], axis=2) for k in parts[0]}

@@ -1,5 +1,6 @@
-"""One seed: the parameters of every member, the training scan and its evaluations (traced code;
-the package docstring has the keys, the masking of non-finite steps and what is recorded)."""
+"""Traced code: one seed's members' parameters, a block's members trained group by group, and one
+member's training scan and evaluations (the package docstring has the keys, the masking of
+non-finite steps and what is recorded)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,10 @@ def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array
     return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), stacked)
 
 
+def _unroll(plan: TrainPlan) -> bool | int:
+    return True if plan.depth - 1 <= 8 else 1
+
+
 def _forward(plan: TrainPlan, params: dict[str, Any], x: jax.Array, dead: bool = False):
     """Logits (and, with ``dead``, each hidden layer's dead-unit fraction on ``x``)."""
     phi = plan.activation
@@ -84,7 +89,7 @@ def _forward(plan: TrainPlan, params: dict[str, Any], x: jax.Array, dead: bool =
         return out, frac
 
     x, d0 = layer(x, params["input"])
-    x, dh = jax.lax.scan(layer, x, params["hidden"])
+    x, dh = jax.lax.scan(layer, x, params["hidden"], unroll=_unroll(plan))
     logits = jnp.matmul(x, params["readout"]["kernel"]) + params["readout"]["bias"]
     if not dead:
         return logits
@@ -197,34 +202,67 @@ def _fit_variances(plan: TrainPlan, params: dict[str, Any], x: jax.Array) -> jax
     return jnp.concatenate([v0[None], vh, vr[None]])
 
 
-def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, x_test, y_test):
-    """Train every member of one seed from ``params`` (stacked over members); arrays (n_init, n_grid, ...)."""
-    wide = _wide(plan)
-    dkey = _data_key(base_seed, seed)
+def _member_lr(plan: TrainPlan, lr: jax.Array) -> jax.Array:
+    """Each of a seed's members' learning rates, ``(n_init * n_grid,)``: the grid's, or the plan's
+    number where the grid sets none (unused under a schedule)."""
+    fixed = plan.learning_rate if not isinstance(plan.learning_rate, Schedule) else 0.0
+    return jnp.tile(jnp.where(jnp.isnan(lr), jnp.asarray(fixed, lr.dtype), lr), plan.n_init)
+
+
+def _block_train(plan: TrainPlan, group: int, base_seed, seeds, params, lr, x_train, y_train, x_test, y_test):
+    """Train every member of a block of seeds from ``params`` ``(block, n_init * n_grid, ...)``;
+    arrays ``(block, n_init, n_grid, ...)``.
+
+    Each member runs its whole training on its own (:func:`_member_train`); ``lax.map`` runs them
+    ``group`` at a time under ``vmap`` (1: one after another, no batching)."""
+    block, n_combo = seeds.shape[0], params["input"]["kernel"].shape[1]
     n_grid = lr.shape[0]
+    dtype = np.dtype(plan.dtype)
+    x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
+    n_train = x_train.shape[0]
+    dkeys = jax.vmap(lambda s: _data_key(base_seed, s))(seeds)
+    # One minibatch order per seed, shared by its members (common random numbers).
+    orders = jax.vmap(lambda k: _minibatch_order(plan, k, n_train))(dkeys) if plan.batch else None
+    fits = jax.vmap(lambda k: _fit_batch(plan, k, x_train))(dkeys) if plan.lsuv else None
+    is_lsuv = jnp.repeat(jnp.asarray([i in dict(plan.lsuv) for i in range(plan.n_init)]), n_grid)
+    members = {
+        "params": jax.tree.map(lambda a: a.reshape((block * n_combo,) + a.shape[2:]), params),
+        "lr": jnp.tile(_member_lr(plan, lr), block),
+        "seed": jnp.repeat(jnp.arange(block, dtype=jnp.int32), n_combo),
+        "lsuv": jnp.tile(is_lsuv, block),
+    }
+
+    def one(m):
+        order = orders[m["seed"]] if orders is not None else None
+        x_fit = fits[m["seed"]] if fits is not None else None
+        return _member_train(plan, m["params"], m["lr"], order, x_fit, m["lsuv"], x_train, y_train, x_test, y_test)
+
+    out = jax.lax.map(one, members, batch_size=group if group > 1 else None)
+    return {k: v.reshape((block, plan.n_init, n_grid) + v.shape[1:]) for k, v in out.items()}
+
+
+def _member_train(plan: TrainPlan, params, lr, order, x_fit, is_lsuv, x_train, y_train, x_test, y_test):
+    """One member's whole training from ``params``: a ``lax.scan`` over evaluation chunks, each a
+    ``lax.scan`` of ``plan.chunk_steps`` steps on the minibatches ``order`` (rows of ``x_train``;
+    ``None``: full batch), then the evaluation. Returns the member's records (evaluations
+    ``(n_eval, ...)``, ``diverged``, ``distinct_units``, and with LSUV entries ``lsuv_variance``)."""
+    wide = _wide(plan)
     schedule = plan.learning_rate
     if isinstance(schedule, Schedule):
         schedule = make_schedule(schedule, check=False)
     tx = make_optimizer(plan, schedule)
-    lr_member = jnp.tile(jnp.where(jnp.isnan(lr), jnp.asarray(
-        plan.learning_rate if not isinstance(plan.learning_rate, Schedule) else 0.0, lr.dtype), lr), plan.n_init)
-    opt = jax.vmap(tx.init)(params)
+    opt = tx.init(params)
     if not isinstance(plan.learning_rate, Schedule):
-        opt = jax.vmap(lambda s, r: _set_learning_rate(plan, s, r))(opt, lr_member)
-    n_combo = plan.n_init * n_grid
-    n_train = x_train.shape[0]
-    dtype = np.dtype(plan.dtype)
-    x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
+        opt = _set_learning_rate(plan, opt, lr)
 
-    order = _minibatch_order(plan, dkey, n_train) if plan.batch else None
-
-    def minibatch(t):
-        if plan.batch == 0:
-            return x_train, y_train
-        idx = order[t]
-        return x_train[idx], y_train[idx]
-
-    def member_step(p, s, alive, xb, yb, active):
+    def step(carry, t):
+        (p, s, alive), sums, count, firsts = carry
+        if order is None:
+            xb, yb = x_train, y_train
+        else:
+            idx = order[t]
+            xb, yb = x_train[idx], y_train[idx]
+        active = t < plan.steps
         loss, g = jax.value_and_grad(lambda q: _loss(plan, _forward(plan, q, xb), yb))(p)
         gnorm = optax.tree.norm(g).astype(wide)
         updates, s_new = tx.update(g, s, p)
@@ -236,67 +274,43 @@ def _seed_train(plan: TrainPlan, base_seed, seed, params, lr, x_train, y_train, 
         s = jax.tree.map(lambda a, b: jnp.where(ok, a, b), s_new, s)
         alive = alive & ~(active & ~finite)
         stats = (gnorm, unorm, _layer_norms(plan, g))
-        return p, s, alive, ok, stats
-
-    def train_step(carry, t):
-        (p, s, alive), sums, count, firsts = carry
-        xb, yb = minibatch(t)
-        active = t < plan.steps
-        p, s, alive, ok, stats = jax.vmap(member_step, in_axes=(0, 0, 0, None, None, None))(
-            p, s, alive, xb, yb, active)
         # Sums carried step by step (not a reduction over the stacked steps, whose order XLA may
         # choose differently in another program): the chunk means are bitwise the same everywhere.
-        w = ok.astype(wide)
-        sums = tuple(acc + jnp.where(w.reshape(w.shape + (1,) * (a.ndim - 1)) > 0, a, 0.0)
-                     for acc, a in zip(sums, stats, strict=True))
+        sums = tuple(acc + jnp.where(ok, a, 0.0) for acc, a in zip(sums, stats, strict=True))
         # The first step of each chunk is kept as well (chunk 0's is the step-0 record).
-        firsts = tuple(jnp.where(t % plan.chunk_steps == 0,
-                                 jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, jnp.nan), f)
+        firsts = tuple(jnp.where(t % plan.chunk_steps == 0, jnp.where(ok, a, jnp.nan), f)
                        for f, a in zip(firsts, stats, strict=True))
-        return ((p, s, alive), sums, count + w, firsts), None
+        return ((p, s, alive), sums, count + ok.astype(wide), firsts), None
 
     def evaluate(p, alive):
-        def one(q):
-            logits, dead = _forward(plan, q, x_train, dead=True)
-            test_logits = _forward(plan, q, x_test)
-            out = {"train_loss": _loss(plan, logits, y_train), "test_loss": _loss(plan, test_logits, y_test),
-                   "weight_std": _weight_std(plan, q), "dead_fraction": dead}
-            if plan.task == "classification":
-                out["train_accuracy"] = _accuracy(plan, logits, y_train)
-                out["test_accuracy"] = _accuracy(plan, test_logits, y_test)
-            return out
-
-        out = jax.vmap(one)(p)
-        return {k: jnp.where(alive.reshape((-1,) + (1,) * (v.ndim - 1)), v, jnp.nan) for k, v in out.items()}
+        logits, dead = _forward(plan, p, x_train, dead=True)
+        test_logits = _forward(plan, p, x_test)
+        out = {"train_loss": _loss(plan, logits, y_train), "test_loss": _loss(plan, test_logits, y_test),
+               "weight_std": _weight_std(plan, p), "dead_fraction": dead}
+        if plan.task == "classification":
+            out["train_accuracy"] = _accuracy(plan, logits, y_train)
+            out["test_accuracy"] = _accuracy(plan, test_logits, y_test)
+        return {k: jnp.where(alive, v, jnp.nan) for k, v in out.items()}
 
     names = ("grad_norm", "update_norm", "grad_w_norm")
-    zero_sums = (jnp.zeros((n_combo,), wide), jnp.zeros((n_combo,), wide), jnp.zeros((n_combo, plan.depth + 1), wide))
+    zero_sums = (jnp.zeros((), wide), jnp.zeros((), wide), jnp.zeros((plan.depth + 1,), wide))
 
     def chunk(carry, k):
         steps = k * plan.chunk_steps + jnp.arange(plan.chunk_steps, dtype=jnp.int32)
-        inner = (carry, zero_sums, jnp.zeros((n_combo,), wide), zero_sums)
-        (carry, sums, count, firsts), _ = jax.lax.scan(train_step, inner, steps)
-        means = {}
-        for n, total in zip(names, sums, strict=True):
-            c = count.reshape(count.shape + (1,) * (total.ndim - 1))
-            means[n] = jnp.where(c > 0, total / jnp.maximum(c, 1.0), jnp.nan)
+        inner = (carry, zero_sums, jnp.zeros((), wide), zero_sums)
+        (carry, sums, count, firsts), _ = jax.lax.scan(step, inner, steps)
+        means = {n: jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
+                 for n, total in zip(names, sums, strict=True)}
         return carry, ({**evaluate(carry[0], carry[2]), **means}, dict(zip(names, firsts, strict=True)))
 
-    alive0 = jnp.ones((n_combo,), bool)
+    alive0 = jnp.ones((), bool)
     ev0 = evaluate(params, alive0)
-    if plan.lsuv:  # what LSUV reached on its fit batch, per member and layer (NaN: not an LSUV entry)
-        is_lsuv = jnp.repeat(jnp.asarray([i in dict(plan.lsuv) for i in range(plan.n_init)]), n_grid)
-        x_fit = _fit_batch(plan, dkey, x_train)
-        reached = jax.vmap(lambda q: _fit_variances(plan, q, x_fit))(params)
-        reached = jnp.where(is_lsuv[:, None], reached, jnp.nan)
-    (params, _, alive), (evals, firsts) = jax.lax.scan(chunk, (params, opt, alive0),
-                                                       jnp.arange(plan.n_chunks, dtype=jnp.int32))
+    (final, _, alive), (evals, firsts) = jax.lax.scan(chunk, (params, opt, alive0),
+                                                      jnp.arange(plan.n_chunks, dtype=jnp.int32))
     ev0.update({n: a[0] for n, a in firsts.items()})
-    evals = {n: jnp.concatenate([ev0[n][None], evals[n]]) for n in evals}  # (n_eval, combo, ...)
-    evals = {n: jnp.moveaxis(a, 0, 1) for n, a in evals.items()}  # (combo, n_eval, ...)
-    out = dict(evals)
+    out = {n: jnp.concatenate([ev0[n][None], evals[n]]) for n in evals}  # (n_eval, ...)
     out["diverged"] = ~alive
-    out["distinct_units"] = jax.vmap(lambda q: _distinct_units(plan, q))(params)
-    if plan.lsuv:
-        out["lsuv_variance"] = reached
-    return {k: v.reshape(plan.n_init, n_grid, *v.shape[1:]) for k, v in out.items()}
+    out["distinct_units"] = _distinct_units(plan, final)
+    if plan.lsuv:  # what LSUV reached on its fit batch, per layer (NaN: not an LSUV entry)
+        out["lsuv_variance"] = jnp.where(is_lsuv, _fit_variances(plan, params, x_fit), jnp.nan)
+    return out

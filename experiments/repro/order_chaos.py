@@ -266,12 +266,8 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
               f"layers {r['fit_layers'][0]}-{r['fit_layers'][1]}"] for r in xi_rows]
     columns = ["quantity", "at", "measured", "theory, fitted on the same layers",
                "theory (boundary: critical σ_w², χ₁ = 1; ξ_c: asymptotic −1/log χ)", "fit"]
-    common.write_table(out, NAME, columns, rows,
-                       title="Reproduction 2 at init: order and chaos, tanh",
-                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+    return common.finish(out, NAME, verdicts, numbers, seconds, columns, rows,
+                         title="Reproduction 2 at init: order and chaos, tanh", png=png, publish=publish)
 
 
 if __name__ == "__main__":

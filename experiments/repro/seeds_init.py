@@ -202,12 +202,9 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     seconds = time.perf_counter() - start
     columns = ["activation", "initializer", "distinct units", "q_1", "q_L", "log10 q_L/q_1", "theory log10 q_L/q_1",
                "g_1", "g_L", "log10 g_1/g_L", "score (decades)", "overflow (median seed)"]
-    common.write_table(out, NAME, columns, rows, title="Reproduction 1 at init: the tutorials' initializers on digits",
-                       notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts]
-                       + [f"LSUV: {n}" for n in lsuv_notes] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+    return common.finish(out, NAME, verdicts, numbers, seconds, columns, rows,
+                         title="Reproduction 1 at init: the tutorials' initializers on digits", png=png,
+                         publish=publish, notes=[f"LSUV: {n}" for n in lsuv_notes])
 
 
 if __name__ == "__main__":

@@ -115,6 +115,68 @@ def fmt_steps(s: float, n: int | None = None, of: int | None = None) -> str:
     return text + (f" ({n}/{of})" if n is not None and of is not None else "")
 
 
+def seed_numbers(steps, final, diverged, per_seed: bool = True) -> dict[str, Any]:
+    """One cell's numbers over its seeds: ``steps`` (:func:`median_steps`), ``reached``, with
+    ``per_seed`` the ``steps_per_seed`` (:func:`steps_never`), the final test accuracy's ``final``
+    (median), ``final_min`` and ``final_max``, and how many seeds ``diverged``."""
+    fin = spread(final)
+    m: dict[str, Any] = {"steps": median_steps(steps), "reached": reached(steps)}
+    if per_seed:
+        m["steps_per_seed"] = steps_never(steps).tolist()
+    return {**m, "final": fin["median"], "final_min": fin["min"], "final_max": fin["max"],
+            "diverged": int(diverged.sum())}
+
+
+def final_cell(m: Mapping[str, float]) -> str:
+    """``"0.912 (0.905–0.920)"``: the final accuracy's median (min–max) over seeds, as the tables give it."""
+    return f"{m['final']:.3f} ({m['final_min']:.3f}–{m['final_max']:.3f})"
+
+
+def seed_cells(m: Mapping[str, Any], n_seeds: int) -> list:
+    """The table cells of :func:`seed_numbers`: steps (seeds reached), final accuracy, seeds diverged."""
+    return [fmt_steps(m["steps"], m["reached"], n_seeds), final_cell(m), m["diverged"]]
+
+
+def accuracy_bands(ax, steps, curves, target: float, title: str, title_size: float = 10) -> None:
+    """Test accuracy through training on ``ax``: per ``(accuracy, color, line width)`` of ``curves``
+    (``accuracy``: ``(seed, step)``), the median over seeds as a line over its 25–75% band
+    (:func:`band`), and ``target`` dotted."""
+    for acc, color, lw in curves:
+        lo, mid, hi = band(acc)
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
+        ax.plot(steps, mid, color=color, lw=lw)
+    ax.axhline(target, color="0.3", lw=0.8, ls=":")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("SGD step")
+    ax.set_title(title, fontsize=title_size)
+    ax.grid(True, alpha=0.3)
+
+
+def steps_panel(ax, groups: Mapping[str, Mapping[str, Mapping[str, Any]]], colors: Mapping[str, str],
+                n_steps: int, target: float) -> None:
+    """Steps to ``target`` per seed on ``ax``: per group (an x tick: ``{key: numbers}``, numbers as
+    :func:`seed_numbers` gives them) and key, a dot per seed (jittered; "never" drawn at 1.12
+    ``n_steps``) in the key's color, and a bar at the median."""
+    never = n_steps * 1.12
+    n = len(next(iter(groups.values())))  # keys per group
+    for p, by in enumerate(groups.values()):
+        for i, key in enumerate(by):
+            x = p * (n + 1) + i
+            ys = np.asarray(by[key]["steps_per_seed"], np.float64)
+            jitter = np.linspace(-0.25, 0.25, len(ys))
+            ax.scatter(x + jitter, np.where(np.isfinite(ys), ys, never), s=14, color=colors[key], alpha=0.8,
+                       edgecolors="none")
+            if math.isfinite(by[key]["steps"]):
+                ax.hlines(by[key]["steps"], x - 0.35, x + 0.35, color="black", lw=1.5)
+    ax.axhline(never, color="0.5", ls=":", lw=0.8)
+    ax.text(-0.5, never * 1.02, "never (in the steps run)", fontsize=7, color="0.3")
+    ax.set_xticks([p * (n + 1) + (n - 1) / 2 for p in range(len(groups))], list(groups))
+    ax.set_ylim(0, never * 1.12)
+    ax.set_ylabel(f"steps to {target:g} test accuracy\n(dot: one seed; bar: median)", fontsize=9)
+    ax.set_title("steps to target, per seed", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
 def label_index(res, label: str) -> int:
     labels = list(res.coords["initializer"])
     if label not in labels:

@@ -41,7 +41,7 @@ import numpy as np
 
 from experiments.repro import common, train_common
 from experiments.repro.common import AGREES, DOES_NOT, PARTLY, Verdict
-from experiments.repro.gains import SCHEMES, scheme_variances
+from experiments.repro.gains import SCHEMES, scheme_overrides
 
 NAME = "train_gains"
 CONFIG = "train_gains"
@@ -98,15 +98,9 @@ def summarize(res, wanted: dict[str, dict[str, float]]) -> tuple[dict, list, dic
         diverged = res.get("diverged", p)[0]
         index[act] = {s: int(np.argmin(np.abs(points - v))) for s, v in wanted[act].items()}
         for scheme, g in index[act].items():
-            fin = train_common.spread(final[g])
-            m = {"weight_variance": float(points[g]), "steps": train_common.median_steps(st[g]),
-                 "reached": train_common.reached(st[g]), "steps_per_seed": train_common.steps_never(st[g]).tolist(),
-                 "final": fin["median"], "final_min": fin["min"], "final_max": fin["max"],
-                 "diverged": int(diverged[g].sum())}
+            m = {"weight_variance": float(points[g]), **train_common.seed_numbers(st[g], final[g], diverged[g])}
             numbers["acts"].setdefault(act, {})[scheme] = m
-            rows.append([act, scheme, f"{m['weight_variance']:.3f}",
-                         train_common.fmt_steps(m["steps"], m["reached"], n_seeds),
-                         f"{m['final']:.3f} ({m['final_min']:.3f}–{m['final_max']:.3f})", m["diverged"]])
+            rows.append([act, scheme, f"{m['weight_variance']:.3f}", *train_common.seed_cells(m, n_seeds)])
     return numbers, rows, index
 
 
@@ -121,41 +115,15 @@ def figure(res, numbers: dict, index: dict, path: Path) -> Path:
     n_seeds = len(res.coords["seed"])
     fig, axes = common.new_figure(1, len(programs) + 1, height_per_row=3.8, width=11.0)
     for p, prog in enumerate(programs):
-        ax = axes[0][p]
         act = prog["activation"]
         acc = res.get("test_accuracy", p)[0]            # (grid, seed, step)
-        for scheme, g in index[act].items():
-            lo, mid, hi = train_common.band(acc[g])
-            ax.fill_between(steps, lo, hi, color=COLORS[scheme], alpha=0.15, lw=0)
-            ax.plot(steps, mid, color=COLORS[scheme], lw=2.2 if scheme == OWN_GAIN else 1.3)
-        ax.axhline(target, color="0.3", lw=0.8, ls=":")
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("SGD step")
         own = numbers["acts"][act][OWN_GAIN]["weight_variance"]
-        ax.set_title(f"{act}: test accuracy\n(activation_gain² = {own:.2f})", fontsize=9.5)
-        ax.grid(True, alpha=0.3)
+        curves = [(acc[g], COLORS[scheme], 2.2 if scheme == OWN_GAIN else 1.3) for scheme, g in index[act].items()]
+        train_common.accuracy_bands(axes[0][p], steps, curves, target,
+                                    f"{act}: test accuracy\n(activation_gain² = {own:.2f})", title_size=9.5)
     axes[0][0].set_ylabel(f"test accuracy (fraction)\nline: median of seeds; band 25–75%; dotted: {target:g}",
                           fontsize=9)
-    ax = axes[0][-1]
-    never = n_steps * 1.12
-    for p, prog in enumerate(programs):
-        by = numbers["acts"][prog["activation"]]
-        for i, scheme in enumerate(SCHEMES):
-            x = p * (len(SCHEMES) + 1) + i
-            ys = np.asarray(by[scheme]["steps_per_seed"], np.float64)
-            jitter = np.linspace(-0.25, 0.25, len(ys))
-            ax.scatter(x + jitter, np.where(np.isfinite(ys), ys, never), s=14, color=COLORS[scheme], alpha=0.8,
-                       edgecolors="none")
-            if math.isfinite(by[scheme]["steps"]):
-                ax.hlines(by[scheme]["steps"], x - 0.35, x + 0.35, color="black", lw=1.5)
-    ax.axhline(never, color="0.5", ls=":", lw=0.8)
-    ax.text(-0.5, never * 1.02, "never (in the steps run)", fontsize=7, color="0.3")
-    centers = [p * (len(SCHEMES) + 1) + (len(SCHEMES) - 1) / 2 for p in range(len(programs))]
-    ax.set_xticks(centers, [prog["activation"] for prog in programs])
-    ax.set_ylim(0, never * 1.12)
-    ax.set_ylabel(f"steps to {target:g} test accuracy\n(dot: one seed; bar: median)", fontsize=9)
-    ax.set_title("steps to target, per seed", fontsize=10)
-    ax.grid(True, axis="y", alpha=0.3)
+    train_common.steps_panel(axes[0][-1], numbers["acts"], COLORS, n_steps, target)
     handles = [Line2D([], [], color=COLORS[s], lw=2.2 if s == OWN_GAIN else 1.3) for s in SCHEMES]
     handles.append(Patch(color="0.5", alpha=0.3))
     labels = [NAMES[s] for s in SCHEMES] + [f"band: 25–75% of {n_seeds} seeds"]
@@ -168,15 +136,10 @@ def figure(res, numbers: dict, index: dict, path: Path) -> Path:
 
 
 def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
-    from jaxinit.lab import config as config_lib
-
     start = time.perf_counter()
     out = Path(out)
-    shrink = SMALL if small else {}
-    acts = [prog.activation.name for prog in config_lib.load(common.config_path(CONFIG), shrink).programs()]
-    wanted = {a: scheme_variances(a) for a in acts}
-    grid = sorted({round(v, 12) for by in wanted.values() for v in by.values()})
-    res = train_common.train(CONFIG, out / "train", {**shrink, "grid.weight_variance": grid})
+    wanted, overrides = scheme_overrides(CONFIG, SMALL if small else {})
+    res = train_common.train(CONFIG, out / "train", overrides)
     numbers, rows, index = summarize(res, wanted)
     verdicts = verdict(numbers)
     png = figure(res, numbers, index, out / f"{NAME}.png")
@@ -185,14 +148,10 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
                f"steps to {res.config.train.target_accuracy:g} test acc. (seeds reached)",
                "final test acc. median (min–max)", "diverged"]
     prog = res.coords["program"][0]
-    common.write_table(
-        out, NAME, columns, rows,
+    return common.finish(
+        out, NAME, verdicts, numbers, seconds, columns, rows,
         title=f"Reproduction 5 in training: gains for GELU, SiLU, Mish, depth {prog['depth']}, width {prog['width']}, "
-              f"{len(res.coords['seed'])} seeds, {res.config.train.steps} steps on digits",
-        notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+              f"{len(res.coords['seed'])} seeds, {res.config.train.steps} steps on digits", png=png, publish=publish)
 
 
 if __name__ == "__main__":

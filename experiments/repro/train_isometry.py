@@ -193,15 +193,10 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     columns = ["activation", "depth", "initializer", "best learning rate",
                f"steps to train loss ≤ {numbers['target_loss']:g} (seeds reached)", "final train loss",
                "steps at lr " + " / ".join(f"{x:g}" for x in lrs), "diverged members"]
-    common.write_table(
-        out, NAME, columns, rows,
+    return common.finish(
+        out, NAME, verdicts, {k: v for k, v in numbers.items() if k != "curves"}, seconds, columns, rows,
         title=f"Reproduction 3 in training: width {res.coords['program'][0]['width']}, "
-              f"{len(res.coords['seed'])} seeds, {res.config.train.steps} steps on digits",
-        notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    numbers = {k: v for k, v in numbers.items() if k != "curves"}
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+              f"{len(res.coords['seed'])} seeds, {res.config.train.steps} steps on digits", png=png, publish=publish)
 
 
 if __name__ == "__main__":

@@ -81,14 +81,9 @@ def summarize(res) -> tuple[dict, list]:
         final = res.get("final_test_accuracy", p)[:, 0]
         diverged = res.get("diverged", p)[:, 0]
         for i, label in enumerate(labels):
-            fin = train_common.spread(final[i])
-            m = {"steps": train_common.median_steps(st[i]), "reached": train_common.reached(st[i]),
-                 "steps_per_seed": train_common.steps_never(st[i]).tolist(),
-                 "final": fin["median"], "final_min": fin["min"], "final_max": fin["max"],
-                 "diverged": int(diverged[i].sum())}
+            m = train_common.seed_numbers(st[i], final[i], diverged[i])
             numbers["acts"].setdefault(act, {})[label] = m
-            rows.append([act, label, train_common.fmt_steps(m["steps"], m["reached"], n_seeds),
-                         f"{m['final']:.3f} ({m['final_min']:.3f}–{m['final_max']:.3f})", m["diverged"]])
+            rows.append([act, label, *train_common.seed_cells(m, n_seeds)])
     return numbers, rows
 
 
@@ -100,44 +95,16 @@ def figure(res, numbers: dict, path: Path) -> Path:
     steps = np.asarray(res.coords["step"])
     n_steps = int(res.config.train.steps)
     target = float(res.config.train.target_accuracy)
+    colors = {label: COLORS.get(label, f"C{i}") for i, label in enumerate(labels)}
     fig, axes = common.new_figure(1, len(programs) + 1, height_per_row=3.8, width=11.0)
     for p, prog in enumerate(programs):
-        ax = axes[0][p]
         acc = res.get("test_accuracy", p)[:, 0]
-        for i, label in enumerate(labels):
-            c = COLORS.get(label, f"C{i}")
-            lo, mid, hi = train_common.band(acc[i])
-            ax.fill_between(steps, lo, hi, color=c, alpha=0.15, lw=0)
-            ax.plot(steps, mid, color=c, lw=2.2 if label == LSUV else 1.3)
-        ax.axhline(target, color="0.3", lw=0.8, ls=":")
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("SGD step")
-        ax.set_title(f"{prog['activation']}: test accuracy", fontsize=10)
-        ax.grid(True, alpha=0.3)
+        curves = [(acc[i], colors[label], 2.2 if label == LSUV else 1.3) for i, label in enumerate(labels)]
+        train_common.accuracy_bands(axes[0][p], steps, curves, target, f"{prog['activation']}: test accuracy")
     axes[0][0].set_ylabel(f"test accuracy (fraction)\nline: median of seeds; band 25–75%; dotted: {target:g}",
                           fontsize=9)
-    ax = axes[0][-1]
-    never = n_steps * 1.12
-    for p, prog in enumerate(programs):
-        by = numbers["acts"][prog["activation"]]
-        for i, label in enumerate(labels):
-            x = p * (len(labels) + 1) + i
-            ys = np.asarray(by[label]["steps_per_seed"], np.float64)
-            jitter = np.linspace(-0.25, 0.25, len(ys))
-            ax.scatter(x + jitter, np.where(np.isfinite(ys), ys, never), s=14, color=COLORS.get(label, f"C{i}"),
-                       marker="o", alpha=0.8, edgecolors="none")
-            if math.isfinite(by[label]["steps"]):
-                ax.hlines(by[label]["steps"], x - 0.35, x + 0.35, color="black", lw=1.5)
-    ax.axhline(never, color="0.5", ls=":", lw=0.8)
-    ax.text(-0.5, never * 1.02, "never (in the steps run)", fontsize=7, color="0.3")
-    centers = [p * (len(labels) + 1) + (len(labels) - 1) / 2 for p in range(len(programs))]
-    ax.set_xticks(centers, [prog["activation"] for prog in programs])
-    ax.set_ylim(0, never * 1.12)
-    ax.set_ylabel(f"steps to {target:g} test accuracy\n(dot: one seed; bar: median)", fontsize=9)
-    ax.set_title("steps to target, per seed", fontsize=10)
-    ax.grid(True, axis="y", alpha=0.3)
-    handles = [Line2D([], [], color=COLORS.get(label, f"C{i}"), lw=2.2 if label == LSUV else 1.3)
-               for i, label in enumerate(labels)]
+    train_common.steps_panel(axes[0][-1], numbers["acts"], colors, n_steps, target)
+    handles = [Line2D([], [], color=colors[label], lw=2.2 if label == LSUV else 1.3) for label in labels]
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8.5, frameon=False)
     prog = programs[0]
     fig.suptitle(f"LSUV (orthogonal base) vs static initializers: depth {prog['depth']}, width {prog['width']} MLPs on "
@@ -160,14 +127,11 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     columns = ["activation", "initializer", f"steps to {res.config.train.target_accuracy:g} test acc. (seeds reached)",
                "final test acc. median (min–max)", "diverged"]
     prog = res.coords["program"][0]
-    common.write_table(
-        out, NAME, columns, rows,
+    return common.finish(
+        out, NAME, verdicts, numbers, seconds, columns, rows,
         title=f"Reproduction 6: LSUV vs static, depth {prog['depth']}, width {prog['width']}, "
-              f"{len(res.coords['seed'])} seeds, {res.config.train.steps} steps on digits",
-        notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + notes + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+              f"{len(res.coords['seed'])} seeds, {res.config.train.steps} steps on digits", png=png, publish=publish,
+        notes=notes)
 
 
 if __name__ == "__main__":

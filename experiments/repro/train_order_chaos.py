@@ -183,7 +183,7 @@ def summarize(res) -> tuple[dict, list]:
                  "reached": train_common.reached(st[g])}
             cells.append(c)
             rows.append([w, depth, c["xi_c"], c["bound"], "beyond" if depth > c["bound"] else "within",
-                         f"{c['final']:.3f} ({c['final_min']:.3f}–{c['final_max']:.3f})",
+                         train_common.final_cell(c),
                          "yes" if c["final"] >= TRAINS else "no",
                          train_common.fmt_steps(c["steps"], c["reached"], n_seeds)])
     nearest = min(ws, key=lambda w: abs(w - critical))
@@ -203,15 +203,11 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     cfg = res.config
     columns = ["σ_w²", "depth", "ξ_c (theory)", "6 ξ_c", "depth vs bound", "final test acc. median (min–max)",
                f"trains (>= {TRAINS:g})", f"steps to {cfg.train.target_accuracy:g} (seeds reached)"]
-    common.write_table(
-        out, NAME, columns, rows,
+    return common.finish(
+        out, NAME, verdicts, numbers, seconds, columns, rows,
         title=f"Reproduction 2 in training: tanh, width {res.coords['program'][0]['width']}, "
               f"σ_b² = {numbers['bias_variance']:g}, {len(res.coords['seed'])} seeds, {cfg.train.steps} steps "
-              "on digits",
-        notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+              "on digits", png=png, publish=publish)
 
 
 if __name__ == "__main__":

@@ -172,13 +172,10 @@ def summarize(results: dict) -> tuple[dict, list]:
             n_seeds = len(res.coords["seed"])
             for i, label in enumerate(labels):
                 for g, rate in enumerate(lrs):
-                    fin = train_common.spread(np.where(np.isfinite(final[i, g]), final[i, g], 0.0))
-                    m = {"steps": train_common.median_steps(st[i, g]), "reached": train_common.reached(st[i, g]),
-                         "final": fin["median"], "final_min": fin["min"], "final_max": fin["max"],
-                         "diverged": int(diverged[i, g].sum())}
+                    m = train_common.seed_numbers(st[i, g], np.where(np.isfinite(final[i, g]), final[i, g], 0.0),
+                                                  diverged[i, g], per_seed=False)
                     numbers["regimes"].setdefault(regime, {}).setdefault(label, {})[f"{rate:g}"] = m
-                    rows.append([regime, label, f"{rate:g}", train_common.fmt_steps(m["steps"], m["reached"], n_seeds),
-                                 f"{m['final']:.3f} ({m['final_min']:.3f}–{m['final_max']:.3f})", m["diverged"]])
+                    rows.append([regime, label, f"{rate:g}", *train_common.seed_cells(m, n_seeds)])
     return numbers, rows
 
 
@@ -247,14 +244,11 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     columns = ["regime", "initializer", "learning rate (cyclical: max)",
                f"steps to {meta['target']:g} test acc. (seeds reached)", "final test acc. median (min–max)",
                "diverged"]
-    common.write_table(
-        out, NAME, columns, rows,
+    return common.finish(
+        out, NAME, verdicts, numbers, seconds, columns, rows,
         title=f"Reproduction 7: poor vs good init under constant, clipped and cyclical rates (relu, depth "
-              f"{meta['depth']}, width {meta['width']}, {meta['seeds']} seeds, {steps} steps on digits)",
-        notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+              f"{meta['depth']}, width {meta['width']}, {meta['seeds']} seeds, {steps} steps on digits)", png=png,
+        publish=publish)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def summarize(res) -> tuple[dict, list]:
                  "grad_init": float(np.median(gn[i][:, 0])), "diverged": int(diverged[i].sum())}
             numbers["acts"].setdefault(act, {})[label] = m
             rows.append([act, label, train_common.fmt_steps(m["steps"], m["reached"], n_seeds),
-                         f"{m['final']:.3f} ({m['final_min']:.3f}–{m['final_max']:.3f})", m["units"],
+                         train_common.final_cell(m), m["units"],
                          m["grad_init"], f"{g5:.2g} / {g50:.2g} / {g95:.2g}", m["diverged"]])
     return numbers, rows
 
@@ -219,15 +219,11 @@ def main(out: Path, small: bool = False, publish: Path | None = None) -> dict:
     columns = ["activation", "initializer", f"steps to {cfg.train.target_accuracy:g} test acc. (seeds reached)",
                "final test acc. median (min–max)", "distinct units (max)", "‖∇L‖ at step 0",
                "‖∇L‖ 5% / 50% / 95% over training", "diverged"]
-    common.write_table(
-        out, NAME, columns, rows,
+    return common.finish(
+        out, NAME, verdicts, numbers, seconds, columns, rows,
         title=f"Reproduction 1 in training: depth {prog0['depth']}, width {prog0['width']}, "
               f"{len(res.coords['seed'])} seeds, "
-              f"{cfg.train.steps} steps on digits",
-        notes=[f"[{v.status}] {v.claim}: {v.why}" for v in verdicts] + notes + [f"run time {seconds:.0f} s"])
-    record = common.write_verdict(out, NAME, verdicts, numbers, seconds)
-    common.publish_files([png, out / f"{NAME}.md"], publish)
-    return record
+              f"{cfg.train.steps} steps on digits", png=png, publish=publish, notes=notes)
 
 
 if __name__ == "__main__":

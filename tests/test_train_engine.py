@@ -129,6 +129,18 @@ def test_members_one_at_a_time_match_members_vmapped(small_data, one_chunk):
     np.testing.assert_array_equal(alone["distinct_units"], one_chunk["distinct_units"])
 
 
+def test_orders_drawn_in_the_training_program_are_the_same_rows(small_data, one_chunk, monkeypatch):
+    # Past ORDERS_IN_INIT_BYTES a block's minibatch orders are drawn inside the training program
+    # instead of the init program: the same permutations, so the same records, bit for bit.
+    from jaxinit.lab.engine.train import program
+
+    monkeypatch.setattr(program, "ORDERS_IN_INIT_BYTES", 0)
+    late = T.train_members(_small_plan(), small_data, base_seed=3, seed_ids=[0, 1, 2, 3], block=2, chunk=4,
+                           devices=1)
+    for name in one_chunk:
+        np.testing.assert_array_equal(late[name], one_chunk[name], err_msg=name)
+
+
 def test_member_bytes_counts_every_parameter():
     import jax
 

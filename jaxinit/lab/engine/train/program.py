@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from jaxinit.errors import check_int
 from jaxinit.lab.engine.devices import OnDevices, lower_on, on_devices, run_blocks
 from jaxinit.lab.engine.train.plan import TrainPlan, _wide, eval_steps, grid_arrays, warn_lsuv
-from jaxinit.lab.engine.train.seed import _block_train, _seed_init
+from jaxinit.lab.engine.train.seed import _block_orders, _block_train, _seed_init
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +104,10 @@ def layout(n_seeds: int, *, chunk: int = 0, block: int | None = None, devices: i
 # default level 2, and its random-number code runs as fast (jax.random.normal of 1.6M entries on a
 # 2-core EPYC: compile 0.25 s against 0.69 s, run 33 ms against 31 ms).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+# The init program also draws the blocks' minibatch orders when they take at most this many bytes
+# a block (their permutations' random-number code cost the training program's compile 0.7 s of its
+# 3 s at T1, measured); longer runs draw them inside the training program, the same rows.
+ORDERS_IN_INIT_BYTES = 64 << 20
 # The training program keeps XLA's defaults: at level 1 its steps ran 10% slower at T0 (width 128),
 # which costs more than the second of compile time it saves.
 TRAIN_COMPILER_OPTIONS: dict[str, Any] = {}
@@ -130,8 +135,9 @@ def _data_structs(plan: TrainPlan, n_train: int, n_test: int) -> tuple[jax.Shape
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """The two compiled programs of one plan: ``init`` (initial parameters of a block's members) and
-    ``train`` (the training of the block from them), each one executable loaded on every device
+    """The two compiled programs of one plan: ``init`` (initial parameters of a block's members, and
+    the seeds' minibatch orders while they are small: :data:`ORDERS_IN_INIT_BYTES`) and ``train``
+    (the training of the block from them), each one executable loaded on every device
     (:class:`~jaxinit.lab.engine.devices.OnDevices`). Initialization is its own XLA program because
     its random-number code, compiled inside the training loop's nest, tripled the compile time."""
 
@@ -150,6 +156,9 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
     plan.check_data(n_train, plan.in_dim)
     wide = _wide(plan)
 
+    order_shape = (chunks.block, plan.n_chunks * plan.chunk_steps, plan.batch)
+    early_orders = plan.batch > 0 and 4 * math.prod(order_shape) <= ORDERS_IN_INIT_BYTES
+
     def init_chunk(base_seed, seeds, wv, bv, x_train):  # x_train: LSUV's fit batch comes from it
         # Batching a zero-size output is avoided: depth 1's empty hidden stack is dropped from the
         # vmap and restored after it.
@@ -164,10 +173,11 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
             dt = np.dtype(plan.dtype)
             out["hidden"] = {"kernel": jnp.zeros((n, m, 0, plan.width, plan.width), dt),
                              "bias": jnp.zeros((n, m, 0, plan.width), dt)}
-        return out
+        orders = _block_orders(plan, base_seed, seeds, x_train.shape[0]) if early_orders else None
+        return out, orders
 
-    def train_chunk(base_seed, seeds, params, lr, *data):
-        return _block_train(plan, chunks.group, base_seed, seeds, params, lr, *data)
+    def train_chunk(base_seed, seeds, params, orders, lr, *data):
+        return _block_train(plan, chunks.group, base_seed, seeds, params, orders, lr, *data)
 
     base = jax.ShapeDtypeStruct((), jnp.uint32)
     seeds = jax.ShapeDtypeStruct((chunks.block,), jnp.int32)
@@ -176,7 +186,8 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
     data = _data_structs(plan, n_train, n_test)
     init_args = (base, seeds, grid, grid, data[0])
     params = _param_structs(plan, chunks.block, n_grid)
-    train_args = (base, seeds, params, grid, *data)
+    orders = jax.ShapeDtypeStruct(order_shape, jnp.int32) if early_orders else None
+    train_args = (base, seeds, params, orders, grid, *data)
     train_lowered, _ = lower_on(train_chunk, train_args)
     # XLA compiles the training program (the longer compile) on a worker thread, outside the GIL,
     # while Python traces and compiles the init program: the two overlap instead of adding up.
@@ -185,9 +196,9 @@ def compile_train(plan: TrainPlan, n_train: int, n_test: int, n_grid: int, chunk
                               TRAIN_COMPILER_OPTIONS)
         init_lowered, _ = lower_on(init_chunk, init_args)
         drawn = jax.tree.map(lambda o: jax.ShapeDtypeStruct(o.shape, o.dtype), init_lowered.out_info)
-        if drawn != params:
-            raise RuntimeError(f"the init program's outputs {drawn} are not the parameters the training "
-                                 f"program was compiled for, {params}")
+        if drawn != (params, orders):
+            raise RuntimeError(f"the init program's outputs {drawn} are not the inputs the training program "
+                               f"was compiled for, {(params, orders)}")
         init, _ = on_devices(init_chunk, init_args, chunks.devices, init_lowered, INIT_COMPILER_OPTIONS)
         train, _ = pending.result()
     return Program(init, train), time.perf_counter() - start
@@ -225,8 +236,8 @@ def run_chunk(program: Program, plan: TrainPlan, chunks: Layout, data: Any, base
         d = i % len(devices)
         base, w, b, rate, xy = shared[d]
         seeds = jax.device_put(padded[i * block:(i + 1) * block], devices[d])
-        params = program.init(d, base, seeds, w, b, xy[0])
-        return program.train(d, base, seeds, params, rate, *xy)
+        params, orders = program.init(d, base, seeds, w, b, xy[0])
+        return program.train(d, base, seeds, params, orders, rate, *xy)
 
     parts = run_blocks(n_blocks, launch, chunks.blocks_in_flight)
     out = {k: np.moveaxis(np.concatenate([p[k] for p in parts])[:n], 0, 2) for k in parts[0]}

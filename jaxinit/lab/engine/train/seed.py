@@ -214,9 +214,16 @@ def _member_lr(plan: TrainPlan, lr: jax.Array) -> jax.Array:
     return jnp.tile(jnp.where(jnp.isnan(lr), jnp.asarray(fixed, lr.dtype), lr), plan.n_init)
 
 
-def _block_train(plan: TrainPlan, group: int, base_seed, seeds, params, lr, x_train, y_train, x_test, y_test):
+def _block_orders(plan: TrainPlan, base_seed, seeds, n_train: int) -> jax.Array:
+    """Each seed's minibatch order, ``(block, n_chunks * chunk_steps, batch)`` (:func:`_minibatch_order`)."""
+    return jax.vmap(lambda s: _minibatch_order(plan, _data_key(base_seed, s), n_train))(seeds)
+
+
+def _block_train(plan: TrainPlan, group: int, base_seed, seeds, params, orders, lr, x_train, y_train, x_test,
+                 y_test):
     """Train every member of a block of seeds from ``params`` ``(block, n_init * n_grid, ...)``;
-    arrays ``(block, n_init, n_grid, ...)``.
+    arrays ``(block, n_init, n_grid, ...)``. ``orders``: the seeds' minibatch orders
+    (:func:`_block_orders`), or ``None`` to draw them here.
 
     Each member runs its whole training on its own (:func:`_member_train`); ``lax.map`` runs them
     ``group`` at a time under ``vmap`` (1: one after another, no batching)."""
@@ -225,10 +232,10 @@ def _block_train(plan: TrainPlan, group: int, base_seed, seeds, params, lr, x_tr
     dtype = np.dtype(plan.dtype)
     x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
     n_train = x_train.shape[0]
-    dkeys = jax.vmap(lambda s: _data_key(base_seed, s))(seeds)
     # One minibatch order per seed, shared by its members (common random numbers).
-    orders = jax.vmap(lambda k: _minibatch_order(plan, k, n_train))(dkeys) if plan.batch else None
-    fits = jax.vmap(lambda k: _fit_batch(plan, k, x_train))(dkeys) if plan.lsuv else None
+    if orders is None and plan.batch:
+        orders = _block_orders(plan, base_seed, seeds, n_train)
+    fits = jax.vmap(lambda s: _fit_batch(plan, _data_key(base_seed, s), x_train))(seeds) if plan.lsuv else None
     is_lsuv = jnp.repeat(jnp.asarray([i in dict(plan.lsuv) for i in range(plan.n_init)]), n_grid)
     members = {
         "params": jax.tree.map(lambda a: a.reshape((block * n_combo,) + a.shape[2:]), params),

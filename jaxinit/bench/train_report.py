@@ -120,7 +120,8 @@ def _format_section(section: dict[str, Any], ceiling: dict[str, Any]) -> list[st
     own = runs.get("jaxinit") or {}
     if own.get("available"):
         lines.append(f"jaxinit's process: {own.get('device_count')} JAX CPU device(s) sharing the seeds, "
-                     f"{own.get('block')} seeds per vmap block ({own.get('block', 0) * len(w['inits'])} members), "
+                     f"{own.get('block')} seeds per call ({own.get('block', 0) * len(w['inits'])} members) trained "
+                     f"{own.get('group', '?')} at a time under vmap, "
                      f"XLA_FLAGS={own.get('xla_flags') or '(none)'}")
     torch = runs.get("torch_loop") or {}
     if torch.get("available"):

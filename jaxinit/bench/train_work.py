@@ -37,8 +37,8 @@ TRAIN_RUNS = {
     "torch_loop": "(c) torch loop",
 }
 TRAIN_LEGEND = {
-    "jaxinit": "compile_train + run_chunk over every member (vmapped members, lax.scan steps, seeds sharded over "
-               "one CPU device per core)",
+    "jaxinit": "compile_train + run_chunk over every member (members in vmap groups under lax.map, lax.scan "
+               "steps, blocks of seeds spread over one CPU device per core)",
     "flax_loop": "per member a Python loop of a jitted optax step (flax.linen MLP), one call per step; jitted "
                  "evaluation every eval_every steps",
     "jax_scan": "per member the whole run (steps and evaluations) in one jitted lax.scan, compiled once and "

@@ -36,3 +36,33 @@ def spec_id(spec) -> str:
         return spec
     rest = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
     return f"{spec['name']}({rest})"
+
+
+def run_small(module, tmp_path) -> dict:
+    """Run reproduction ``module`` (experiments/repro) shrunk into ``tmp_path``, publishing to
+    ``tmp_path/published``, and check what every reproduction writes: its figure (within the README's
+    byte budget), table and verdict, the figure and table published, and the verdict the one its
+    ``verdict`` function computes from the numbers written beside it (listed in the table). Returns
+    ``verdict.json`` as read back."""
+    from experiments.repro import common
+
+    record = module.main(tmp_path, small=True, publish=tmp_path / "published")
+    name = module.NAME
+    assert record["reproduction"] == name and record["overall"] in common.STATUSES
+    for suffix in (".png", ".csv", ".md"):
+        assert (tmp_path / f"{name}{suffix}").is_file()
+    assert (tmp_path / f"{name}.png").stat().st_size <= common.MAX_PNG_BYTES
+    assert sorted(p.name for p in (tmp_path / "published").iterdir()) == [f"{name}.md", f"{name}.png"]
+    written = common.read_verdict(tmp_path)
+    recomputed = module.verdict(written["numbers"])
+    assert written["verdicts"] == [v.__dict__ for v in recomputed]
+    assert written["overall"] == common.overall(recomputed)
+    table = (tmp_path / f"{name}.md").read_text(encoding="utf-8")
+    for v in recomputed:
+        assert f"[{v.status}] {v.claim}" in table
+    return written
+
+
+def statuses(verdicts) -> list[str]:
+    """The status of each verdict, in order."""
+    return [v.status for v in verdicts]

@@ -17,27 +17,7 @@ import pytest
 from experiments.repro import common, depth, gains, isometry, order_chaos, seeds_init
 from experiments.repro.common import AGREES, DOES_NOT, PARTLY, Verdict
 
-
-def _run_small(module, tmp_path) -> dict:
-    record = module.main(tmp_path, small=True, publish=tmp_path / "published")
-    name = module.NAME
-    assert record["reproduction"] == name and record["overall"] in common.STATUSES
-    for suffix in (".png", ".csv", ".md"):
-        assert (tmp_path / f"{name}{suffix}").is_file()
-    assert (tmp_path / f"{name}.png").stat().st_size <= common.MAX_PNG_BYTES
-    assert sorted(p.name for p in (tmp_path / "published").iterdir()) == [f"{name}.md", f"{name}.png"]
-    written = common.read_verdict(tmp_path)
-    recomputed = module.verdict(written["numbers"])
-    assert written["verdicts"] == [v.__dict__ for v in recomputed]
-    assert written["overall"] == common.overall(recomputed)
-    table = (tmp_path / f"{name}.md").read_text(encoding="utf-8")
-    for v in recomputed:
-        assert f"[{v.status}] {v.claim}" in table
-    return written
-
-
-def _statuses(verdicts) -> list[str]:
-    return [v.status for v in verdicts]
+from helpers import run_small, statuses
 
 
 # -- common ---------------------------------------------------------------------------------------
@@ -80,12 +60,12 @@ def _depth_numbers(he_ratio=1.0, he_se=0.001, lecun_ratio=0.5, died_at=126.0, he
 
 
 def test_depth_verdict_follows_the_numbers():
-    assert _statuses(depth.verdict(_depth_numbers())) == [AGREES, AGREES, AGREES]
+    assert statuses(depth.verdict(_depth_numbers())) == [AGREES, AGREES, AGREES]
     # He's mean ratio 0.98 is 20 standard errors off 1; LeCun dies 30 layers early; He's typical q 1e-4
     bad = depth.verdict(_depth_numbers(he_ratio=0.98, died_at=95.0, he_median=1e-4))
-    assert _statuses(bad) == [PARTLY, PARTLY, DOES_NOT]
+    assert statuses(bad) == [PARTLY, PARTLY, DOES_NOT]
     assert "he_normal L=1000: 0.9800" in bad[0].why
-    assert _statuses(depth.verdict(_depth_numbers(he_ratio=0.9, lecun_ratio=0.6)))[0] == DOES_NOT
+    assert statuses(depth.verdict(_depth_numbers(he_ratio=0.9, lecun_ratio=0.6)))[0] == DOES_NOT
 
 
 def test_depth_theory_death_layer():
@@ -97,7 +77,7 @@ def test_depth_theory_death_layer():
 
 @pytest.mark.slow
 def test_depth_small_run(tmp_path):
-    written = _run_small(depth, tmp_path)
+    written = run_small(depth, tmp_path)
     numbers = written["numbers"]
     assert {m["theory_ratio"] for m in numbers["he_normal"].values()} == {1.0}
     assert {m["theory_ratio"] for m in numbers["lecun_normal"].values()} == {0.5}
@@ -111,10 +91,10 @@ def _iso(orth, gauss):
 
 
 def test_isometry_verdict_follows_the_numbers():
-    assert _statuses(isometry.verdict({"linear": _iso([1.0, 1.0], [0.47, 0.02])})) == [AGREES]
-    assert _statuses(isometry.verdict({"tanh": _iso([0.77, 0.60], [0.40, 0.02])})) == [PARTLY]
-    assert _statuses(isometry.verdict({"tanh": _iso([1.0, 0.95], [0.40, 0.30])})) == [PARTLY]
-    assert _statuses(isometry.verdict({"x": _iso([0.5, 0.3], [0.4, 0.35])})) == [DOES_NOT]
+    assert statuses(isometry.verdict({"linear": _iso([1.0, 1.0], [0.47, 0.02])})) == [AGREES]
+    assert statuses(isometry.verdict({"tanh": _iso([0.77, 0.60], [0.40, 0.02])})) == [PARTLY]
+    assert statuses(isometry.verdict({"tanh": _iso([1.0, 0.95], [0.40, 0.30])})) == [PARTLY]
+    assert statuses(isometry.verdict({"x": _iso([0.5, 0.3], [0.4, 0.35])})) == [DOES_NOT]
 
 
 def test_isometry_lyapunov_quantiles_scale_with_depth():
@@ -125,7 +105,7 @@ def test_isometry_lyapunov_quantiles_scale_with_depth():
 
 @pytest.mark.slow
 def test_isometry_small_run(tmp_path):
-    written = _run_small(isometry, tmp_path)
+    written = run_small(isometry, tmp_path)
     linear = written["numbers"]["linear"]["orthogonal"]
     assert linear["within2"] == [1.0] * len(linear["depths"])   # an exact isometry, whatever the depth
     assert max(linear["spread"]) < 1e-5
@@ -142,11 +122,11 @@ def _oc(boundaries, xis, critical_row=1.761):
 
 def test_order_chaos_verdict_follows_the_numbers():
     xis = [(1.0, 3.5, 3.6), (1.75, 25.0, 25.0), (3.0, 11.0, 10.5)]
-    assert _statuses(order_chaos.verdict(_oc([(1.6, 1.76), (2.0, 1.99)], xis))) == [AGREES, AGREES]
+    assert statuses(order_chaos.verdict(_oc([(1.6, 1.76), (2.0, 1.99)], xis))) == [AGREES, AGREES]
     far = order_chaos.verdict(_oc([(1.2, 1.76), (math.nan, 1.99)], [(1.0, 9.0, 3.6), (1.75, 5.0, 25.0),
                                                                       (3.0, 30.0, 10.5)]))
-    assert _statuses(far) == [DOES_NOT, DOES_NOT]
-    assert _statuses(order_chaos.verdict(_oc([(1.6, 1.76), (1.2, 1.99)], xis)))[0] == PARTLY
+    assert statuses(far) == [DOES_NOT, DOES_NOT]
+    assert statuses(order_chaos.verdict(_oc([(1.6, 1.76), (1.2, 1.99)], xis)))[0] == PARTLY
 
 
 def test_order_chaos_boundary_and_fit():
@@ -163,7 +143,7 @@ def test_order_chaos_boundary_and_fit():
 
 @pytest.mark.slow
 def test_order_chaos_small_run(tmp_path):
-    written = _run_small(order_chaos, tmp_path)
+    written = run_small(order_chaos, tmp_path)
     assert all(math.isfinite(r["critical"]) for r in written["numbers"]["boundary"])
     ordered = written["numbers"]["xi"][0]  # sigma_w^2 = 0.5: deep in the ordered phase, xi_c ~ 1.2
     assert ordered["weight_variance"] == 0.5
@@ -177,14 +157,14 @@ def _gains(gain_drift, relu_drift=10.0, gap=0.1):
 
 
 def test_gains_verdict_follows_the_numbers():
-    assert _statuses(gains.verdict(_gains(0.5))) == [AGREES, AGREES, AGREES]
-    assert _statuses(gains.verdict(_gains(3.1))) == [DOES_NOT, AGREES, AGREES]
-    assert _statuses(gains.verdict(_gains(3.1, relu_drift=2.0, gap=1.0))) == [DOES_NOT, DOES_NOT, DOES_NOT]
+    assert statuses(gains.verdict(_gains(0.5))) == [AGREES, AGREES, AGREES]
+    assert statuses(gains.verdict(_gains(3.1))) == [DOES_NOT, AGREES, AGREES]
+    assert statuses(gains.verdict(_gains(3.1, relu_drift=2.0, gap=1.0))) == [DOES_NOT, DOES_NOT, DOES_NOT]
 
 
 @pytest.mark.slow
 def test_gains_small_run(tmp_path):
-    written = _run_small(gains, tmp_path)
+    written = run_small(gains, tmp_path)
     gelu = written["numbers"]["gelu"]
     assert gelu["activation_gain"]["fixed_point_slope"] > 1.0   # the gain's fixed point q = 1 repels (theory)
     assert gelu["activation_gain"]["log10_qL_over_q1"] > 0 > gelu["no gain"]["log10_qL_over_q1"]
@@ -208,13 +188,13 @@ def _seeds(relu_best="he", tanh_scores=None):
 def test_seeds_verdict_follows_the_numbers():
     v = seeds_init.verdict(_seeds())
     assert [x.claim for x in v][2:] == ["he suits relu", "xavier / lecun suit tanh"]
-    assert _statuses(v) == [AGREES, AGREES, AGREES, DOES_NOT]      # tanh: He scores better than Xavier
+    assert statuses(v) == [AGREES, AGREES, AGREES, DOES_NOT]      # tanh: He scores better than Xavier
     v = seeds_init.verdict(_seeds(relu_best="xavier", tanh_scores={"he": 3.0, "xavier": 0.9}))
-    assert _statuses(v)[2:] == [DOES_NOT, AGREES]
+    assert statuses(v)[2:] == [DOES_NOT, AGREES]
     numbers = _seeds()
     numbers["units"]["constant(0.01)"] = 8
     numbers["tanh"]["U(±0.05)"]["g_1"] = 0.5
-    assert _statuses(seeds_init.verdict(numbers))[:2] == [PARTLY, PARTLY]
+    assert statuses(seeds_init.verdict(numbers))[:2] == [PARTLY, PARTLY]
 
 
 def test_seeds_helpers():
@@ -230,7 +210,7 @@ def test_seeds_helpers():
 
 @pytest.mark.slow
 def test_seeds_small_run(tmp_path):
-    written = _run_small(seeds_init, tmp_path)
+    written = run_small(seeds_init, tmp_path)
     units = written["numbers"]["units"]
     assert units["zeros"] == units["constant(0.01)"] == 1
     assert all(n == written["numbers"]["width"] for i, n in units.items() if i not in seeds_init.SYMMETRIC)

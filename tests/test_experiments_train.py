@@ -16,7 +16,6 @@ import math
 import pytest
 
 from experiments.repro import (
-    common,
     train_common,
     train_gains,
     train_isometry,
@@ -27,29 +26,9 @@ from experiments.repro import (
 )
 from experiments.repro.common import AGREES, DOES_NOT, PARTLY
 
+from helpers import run_small, statuses
+
 INF = math.inf
-
-
-def _run_small(module, tmp_path) -> dict:
-    record = module.main(tmp_path, small=True, publish=tmp_path / "published")
-    name = module.NAME
-    assert record["reproduction"] == name and record["overall"] in common.STATUSES
-    for suffix in (".png", ".csv", ".md"):
-        assert (tmp_path / f"{name}{suffix}").is_file()
-    assert (tmp_path / f"{name}.png").stat().st_size <= common.MAX_PNG_BYTES
-    assert sorted(p.name for p in (tmp_path / "published").iterdir()) == [f"{name}.md", f"{name}.png"]
-    written = common.read_verdict(tmp_path)
-    recomputed = module.verdict(written["numbers"])
-    assert written["verdicts"] == [v.__dict__ for v in recomputed]
-    assert written["overall"] == common.overall(recomputed)
-    table = (tmp_path / f"{name}.md").read_text(encoding="utf-8")
-    for v in recomputed:
-        assert f"[{v.status}] {v.claim}" in table
-    return written
-
-
-def _statuses(verdicts) -> list[str]:
-    return [v.status for v in verdicts]
 
 
 # -- train_common ------------------------------------------------------------------------------------
@@ -93,7 +72,7 @@ def _seeds_numbers(units=1, he=75.0, small=INF, sig_final=0.1, tanh_fastest=50.0
 
 def test_seeds_verdict_follows_the_numbers():
     v = train_seeds.verdict(_seeds_numbers())
-    assert _statuses(v) == [AGREES, PARTLY, AGREES, AGREES, DOES_NOT]  # sigmoid: nothing trains
+    assert statuses(v) == [AGREES, PARTLY, AGREES, AGREES, DOES_NOT]  # sigmoid: nothing trains
     assert "neither reaches the target" in v[1].why and "no initializer trains sigmoid" in v[4].why
     v = train_seeds.verdict(_seeds_numbers(units=64, he=300.0, small=100.0, sig_final=0.9, tanh_fastest=10.0,
                                            he_final=0.5))
@@ -105,11 +84,11 @@ def test_seeds_verdict_follows_the_numbers():
     assert v[4].status == PARTLY      # sigmoid trains (0.9) without reaching the target: as accurate, not quicker
     only_tanh = {"eval_every": 25, "acts": {"tanh": _seeds_numbers()["acts"]["tanh"]}}
     only_tanh["acts"]["tanh"]["N(0, 0.01²)"]["steps"] = 25.0
-    assert _statuses(train_seeds.verdict(only_tanh)) == [AGREES, DOES_NOT, AGREES]
+    assert statuses(train_seeds.verdict(only_tanh)) == [AGREES, DOES_NOT, AGREES]
 
 
 def test_seeds_small_run(tmp_path):
-    written = _run_small(train_seeds, tmp_path)
+    written = run_small(train_seeds, tmp_path)
     relu = written["numbers"]["acts"]["relu"]
     assert relu["zeros"]["units"] == 1 and relu["he"]["units"] > 1
 
@@ -125,15 +104,15 @@ def _chaos_numbers(beyond_final=0.1, crit_deep=0.8):
 
 
 def test_order_chaos_verdict_follows_the_numbers():
-    assert _statuses(train_order_chaos.verdict(_chaos_numbers())) == [AGREES, AGREES]
+    assert statuses(train_order_chaos.verdict(_chaos_numbers())) == [AGREES, AGREES]
     v = train_order_chaos.verdict(_chaos_numbers(beyond_final=0.7, crit_deep=0.2))
-    assert _statuses(v) == [DOES_NOT, PARTLY]
+    assert statuses(v) == [DOES_NOT, PARTLY]
     assert "3 of 3 cells deeper than 6 ξ_c train" in v[0].why
     assert train_order_chaos.bound_depth("tanh", 1.0, 0.05) == pytest.approx(6 * 3.627, rel=1e-3)
 
 
 def test_order_chaos_small_run(tmp_path):
-    written = _run_small(train_order_chaos, tmp_path)
+    written = run_small(train_order_chaos, tmp_path)
     cells = written["numbers"]["cells"]
     assert sorted(c["weight_variance"] for c in cells) == [0.5, 1.75, 4.0]
     assert all(0.0 <= c["final"] <= 1.0 for c in cells)
@@ -147,17 +126,17 @@ def _iso_numbers(orth=(100.0, 100.0), gauss=(120.0, 400.0)):
 
 
 def test_isometry_verdict_follows_the_numbers():
-    assert _statuses(train_isometry.verdict(_iso_numbers())) == [AGREES]
-    assert _statuses(train_isometry.verdict(_iso_numbers(gauss=(120.0, INF)))) == [AGREES]
-    assert _statuses(train_isometry.verdict(_iso_numbers(gauss=(200.0, 200.0)))) == [PARTLY]   # 2x at both depths
-    assert _statuses(train_isometry.verdict(_iso_numbers(gauss=(80.0, 60.0)))) == [DOES_NOT]
-    assert _statuses(train_isometry.verdict(_iso_numbers(orth=(100.0, INF), gauss=(80.0, INF)))) == [DOES_NOT]
-    assert _statuses(train_isometry.verdict(_iso_numbers(gauss=(INF, INF)))) == [PARTLY]   # no growth to measure
+    assert statuses(train_isometry.verdict(_iso_numbers())) == [AGREES]
+    assert statuses(train_isometry.verdict(_iso_numbers(gauss=(120.0, INF)))) == [AGREES]
+    assert statuses(train_isometry.verdict(_iso_numbers(gauss=(200.0, 200.0)))) == [PARTLY]   # 2x at both depths
+    assert statuses(train_isometry.verdict(_iso_numbers(gauss=(80.0, 60.0)))) == [DOES_NOT]
+    assert statuses(train_isometry.verdict(_iso_numbers(orth=(100.0, INF), gauss=(80.0, INF)))) == [DOES_NOT]
+    assert statuses(train_isometry.verdict(_iso_numbers(gauss=(INF, INF)))) == [PARTLY]   # no growth to measure
     assert math.isnan(train_isometry.advantage(INF, INF)) and train_isometry.advantage(300.0, 100.0) == 3.0
 
 
 def test_isometry_small_run(tmp_path):
-    written = _run_small(train_isometry, tmp_path)
+    written = run_small(train_isometry, tmp_path)
     by = written["numbers"]["acts"]["linear"]["4"]
     assert set(by) == {"orthogonal", "gaussian"}
     assert all(len(m["steps_by_lr"]) == len(train_isometry.SMALL["grid.learning_rate"]) for m in by.values())
@@ -171,14 +150,14 @@ def _lsuv_numbers(lsuv_steps=50.0, lsuv_final=0.96):
 
 
 def test_lsuv_verdict_follows_the_numbers():
-    assert _statuses(train_lsuv.verdict(_lsuv_numbers())) == [AGREES]
-    assert _statuses(train_lsuv.verdict(_lsuv_numbers(lsuv_steps=100.0))) == [AGREES]     # within one interval
-    assert _statuses(train_lsuv.verdict(_lsuv_numbers(lsuv_steps=150.0))) == [PARTLY]
-    assert _statuses(train_lsuv.verdict(_lsuv_numbers(lsuv_steps=150.0, lsuv_final=0.9))) == [DOES_NOT]
+    assert statuses(train_lsuv.verdict(_lsuv_numbers())) == [AGREES]
+    assert statuses(train_lsuv.verdict(_lsuv_numbers(lsuv_steps=100.0))) == [AGREES]     # within one interval
+    assert statuses(train_lsuv.verdict(_lsuv_numbers(lsuv_steps=150.0))) == [PARTLY]
+    assert statuses(train_lsuv.verdict(_lsuv_numbers(lsuv_steps=150.0, lsuv_final=0.9))) == [DOES_NOT]
 
 
 def test_lsuv_small_run(tmp_path):
-    written = _run_small(train_lsuv, tmp_path)
+    written = run_small(train_lsuv, tmp_path)
     assert set(written["numbers"]["acts"]["tanh"]) == {"lsuv", "orthogonal"}
 
 
@@ -194,11 +173,11 @@ def _schedule_numbers(poor_cyc=(INF, 0.1), good_cyc=(50.0, 0.96)):
 
 def test_schedule_verdict_follows_the_numbers():
     v = train_schedule.verdict(_schedule_numbers())
-    assert _statuses(v) == [AGREES, AGREES] and "(it stays)" in v[1].claim
+    assert statuses(v) == [AGREES, AGREES] and "(it stays)" in v[1].claim
     v = train_schedule.verdict(_schedule_numbers(poor_cyc=(INF, 0.6), good_cyc=(110.0, 0.96)))
-    assert _statuses(v) == [PARTLY, PARTLY] and "(it narrows)" in v[1].claim
+    assert statuses(v) == [PARTLY, PARTLY] and "(it narrows)" in v[1].claim
     v = train_schedule.verdict(_schedule_numbers(poor_cyc=(60.0, 0.96), good_cyc=(200.0, 0.96)))
-    assert _statuses(v) == [DOES_NOT, DOES_NOT] and "(it closes)" in v[1].claim
+    assert statuses(v) == [DOES_NOT, DOES_NOT] and "(it closes)" in v[1].claim
     numbers = _schedule_numbers()                       # xavier as good as He at the best constant rate
     for regime in numbers["regimes"].values():
         regime["xavier"] = {"0.01": {"steps": 110.0, "final": 0.955}}
@@ -207,7 +186,7 @@ def test_schedule_verdict_follows_the_numbers():
 
 
 def test_schedule_small_run(tmp_path):
-    written = _run_small(train_schedule, tmp_path)
+    written = run_small(train_schedule, tmp_path)
     regimes = written["numbers"]["regimes"]
     assert set(regimes) == set(train_schedule.SMALL_REGIMES)
     assert all(set(by) == {"0.05"} for r in regimes.values() for by in r.values())
@@ -223,21 +202,21 @@ def _gains_numbers(own=(150.0, 0.95), relu=(150.0, 0.95), none=(INF, 0.1), acts=
 
 
 def test_gains_verdict_follows_the_numbers():
-    assert _statuses(train_gains.verdict(_gains_numbers())) == [AGREES, AGREES]
-    assert _statuses(train_gains.verdict(_gains_numbers(own=(175.0, 0.945)))) == [AGREES, AGREES]  # within tolerance
-    assert _statuses(train_gains.verdict(_gains_numbers(own=(200.0, 0.93)))) == [DOES_NOT, DOES_NOT]
-    assert _statuses(train_gains.verdict(_gains_numbers(none=(160.0, 0.95)))) == [DOES_NOT, AGREES]  # not faster
+    assert statuses(train_gains.verdict(_gains_numbers())) == [AGREES, AGREES]
+    assert statuses(train_gains.verdict(_gains_numbers(own=(175.0, 0.945)))) == [AGREES, AGREES]  # within tolerance
+    assert statuses(train_gains.verdict(_gains_numbers(own=(200.0, 0.93)))) == [DOES_NOT, DOES_NOT]
+    assert statuses(train_gains.verdict(_gains_numbers(none=(160.0, 0.95)))) == [DOES_NOT, AGREES]  # not faster
     v = train_gains.verdict(_gains_numbers(own=(INF, 0.5), relu=(INF, 0.5)))
-    assert _statuses(v) == [DOES_NOT, AGREES] and "not faster than no gain" in v[0].why
+    assert statuses(v) == [DOES_NOT, AGREES] and "not faster than no gain" in v[0].why
     numbers = _gains_numbers()
     numbers["acts"]["silu"] = _gains_numbers(own=(300.0, 0.9))["acts"]["silu"]   # one activation of two
-    assert _statuses(train_gains.verdict(numbers)) == [PARTLY, PARTLY]
+    assert statuses(train_gains.verdict(numbers)) == [PARTLY, PARTLY]
 
 
 def test_gains_small_run(tmp_path):
     import jaxinit
 
-    written = _run_small(train_gains, tmp_path)
+    written = run_small(train_gains, tmp_path)
     by = written["numbers"]["acts"]["gelu"]
     assert set(by) == set(train_gains.SCHEMES)
     assert by["activation_gain"]["weight_variance"] == pytest.approx(jaxinit.activation_gain("gelu") ** 2, rel=1e-6)

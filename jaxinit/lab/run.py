@@ -264,14 +264,80 @@ def _take_share(folder, work, index: int, count: int):
     return mine + others
 
 
+class _ChunkLoop:
+    """The chunk loop of a sweep (:func:`run`) and of a training run (:func:`jaxinit.lab.training.train`),
+    and what it has done so far, kept for the session record (:func:`_record_session`) and for the
+    clean-up of a failed run even when the loop raises: ``written`` chunks, ``timings`` (``compile_s``
+    and ``run_s`` per program), the LSUV variances each program reached (``lsuv_reached``)."""
+
+    def __init__(self):
+        self.written = 0
+        self.timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
+        self.lsuv_reached: dict[str, list[Any]] = {}
+        self._finished: dict[str, list[float]] = {}  # seconds per chunk written, per program
+        self._compiled: dict[str, Any] = {}
+
+    def run(self, folder, work, programs, layouts, say, *, compile_for: Callable[[Any], tuple[Any, float]],
+            measure: Callable[[Any, Any, list[int]], dict[str, Any]],
+            dims: Callable[[dict[str, Any]], dict[str, tuple[str, ...]] | None], stall_timeout: float | None,
+            stop_after_chunks: int | None, skipped: Callable[[], None], wrote: Callable[[list[int]], None],
+            starting: Callable[[Any, int, int], None] | None = None, keep_lsuv: bool = False) -> bool:
+        """Compute and write ``work``'s chunks as :func:`_shared_work` hands them out (``skipped()``
+        for a chunk others took); True when it stopped after ``stop_after_chunks`` chunks.
+
+        Per chunk: ``starting(program, index, count)``; ``compile_for(program) -> (compiled, seconds)``
+        once per program; ``measure(compiled, program, seeds) -> arrays`` under the stall watchdog
+        (:func:`_watched`; the limit ``stall_timeout``, 0 for none, or when None :func:`stall_limit`
+        of the program's chunk times and compile time); an ``lsuv_variance`` array collected into
+        ``lsuv_reached`` (and written only with ``keep_lsuv``); the arrays written with the trailing
+        dims ``dims(arrays)``; the chunk's time (measuring and writing) added to ``run_s``;
+        ``wrote(seeds)``.
+        """
+        from jaxinit.lab.store.layout import _ranges
+
+        for program, index, count, seeds in _shared_work(folder, work, programs, layouts, say, skipped):
+            if starting is not None:
+                starting(program, index, count)
+            if program.id not in self._compiled:
+                self._compiled[program.id], seconds = compile_for(program)
+                self.timings["compile_s"][program.id] = seconds
+            if stall_timeout is None:
+                limit = stall_limit(self._finished.get(program.id, []), self.timings["compile_s"][program.id])
+            else:
+                limit = float(stall_timeout) or None
+
+            def stalled(elapsed, limit, program=program, index=index, count=count, seeds=seeds):
+                return SweepStalled(
+                    f"no progress for {elapsed:.0f} s in program {program.id}, chunk {index} of {count} "
+                    f"(seeds {_ranges(seeds)}; stall limit {limit:g} s). Finished chunks are "
+                    f"kept in {folder.path}: run it again to resume, or give a larger "
+                    "stall_timeout (seconds; 0 waits forever)", program.id, index, count, seeds)
+
+            t0 = time.perf_counter()
+            arrays = _watched(lambda program=program, seeds=seeds: measure(self._compiled[program.id], program, seeds),
+                              limit, jax.default_backend() == "cpu", stalled)
+            if "lsuv_variance" in arrays:
+                reached = arrays["lsuv_variance"] if keep_lsuv else arrays.pop("lsuv_variance")
+                self.lsuv_reached.setdefault(program.id, []).append(reached)
+            folder.write_chunk(program.id, None, arrays, seeds, dims=dims(arrays))
+            seconds = time.perf_counter() - t0
+            self._finished.setdefault(program.id, []).append(seconds)
+            self.timings["run_s"][program.id] = self.timings["run_s"].get(program.id, 0.0) + seconds
+            self.written += 1
+            wrote(seeds)
+            if stop_after_chunks is not None and self.written >= stop_after_chunks:
+                return True
+        return False
+
+
 def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout, say, assemble=True, share=None):
     from tqdm.auto import tqdm
 
-    from jaxinit.lab.store.layout import _now, _ranges
+    from jaxinit.lab.store.layout import _now
 
     path = folder.path.absolute()
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
-    written = 0
+    loop = _ChunkLoop()
     try:
         folder.prepare(config, fresh=fresh)
         points = config.grid_points()
@@ -289,58 +355,29 @@ def _run_into(folder, config, fresh, progress, stop_after_chunks, stall_timeout,
             work = _take_share(folder, work, *share)
         for note in _chunk_notes(config, chunk_plans) if work else []:
             say(note)
-        timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
-        finished: dict[str, list[float]] = {}
         start = time.perf_counter()
         started_at = _now()
         bar = tqdm(total=len(work), desc="chunks", unit="chunk", disable=not progress or not work,
                    mininterval=0.5, leave=False)
-        compiled_for: dict[str, Any] = {}
-        lsuv_reached: dict[str, list[Any]] = {}  # what LSUV entries reached: not stored, warned once per run
         try:
-            for program, index, count, seeds in _shared_work(folder, work, programs, chunk_plans, say,
-                                                             lambda: bar.update(1)):
-                plan, cp = plans[program.id], chunk_plans[program.id]
-                if program.id not in compiled_for:
-                    compiled_for[program.id], seconds = compile_program(plan, cp, len(points))
-                    timings["compile_s"][program.id] = seconds
-                if stall_timeout is None:
-                    limit = stall_limit(finished.get(program.id, []), timings["compile_s"][program.id])
-                else:
-                    limit = float(stall_timeout) or None
-
-                def stalled(elapsed, limit, program=program, index=index, count=count, seeds=seeds):
-                    return SweepStalled(
-                        f"no progress for {elapsed:.0f} s in program {program.id}, chunk {index} of {count} "
-                        f"(seeds {_ranges(seeds)}; stall limit {limit:g} s). Finished chunks are "
-                        f"kept in {folder.path}: run it again to resume, or give a larger "
-                        "stall_timeout (seconds; 0 waits forever)", program.id, index, count, seeds)
-
-                t0 = time.perf_counter()
-                arrays = _watched(
-                    lambda plan=plan, cp=cp, program=program, seeds=seeds: measure_chunk(
-                        compiled_for[program.id], plan, cp, config.sweep.base_seed, seeds, wv, bv),
-                    limit, jax.default_backend() == "cpu", stalled)
-                if "lsuv_variance" in arrays:
-                    lsuv_reached.setdefault(program.id, []).append(arrays.pop("lsuv_variance"))
-                dims = {"spectrum": ("singular_value",)} if "spectrum" in arrays else None
-                folder.write_chunk(program.id, None, arrays, seeds, dims=dims)
-                seconds = time.perf_counter() - t0
-                finished.setdefault(program.id, []).append(seconds)
-                timings["run_s"][program.id] = timings["run_s"].get(program.id, 0.0) + seconds
-                written += 1
-                bar.update(1)
-                if stop_after_chunks is not None and written >= stop_after_chunks:
-                    warn_lsuv(plans, lsuv_reached, config.sweep.labels)
-                    return None
-            warn_lsuv(plans, lsuv_reached, config.sweep.labels)
+            stopped = loop.run(
+                folder, work, programs, chunk_plans, say,
+                compile_for=lambda program: compile_program(plans[program.id], chunk_plans[program.id], len(points)),
+                measure=lambda compiled, program, seeds: measure_chunk(
+                    compiled, plans[program.id], chunk_plans[program.id], config.sweep.base_seed, seeds, wv, bv),
+                dims=lambda arrays: {"spectrum": ("singular_value",)} if "spectrum" in arrays else None,
+                stall_timeout=stall_timeout, stop_after_chunks=stop_after_chunks, skipped=lambda: bar.update(1),
+                wrote=lambda seeds: bar.update(1))
+            warn_lsuv(plans, loop.lsuv_reached, config.sweep.labels)
+            if stopped:
+                return None
         finally:
             bar.close()
-            timings["wall_s"] = time.perf_counter() - start
-            _record_session(folder, started_at, timings, written, chunk_plans, _crn_note(plans),
+            loop.timings["wall_s"] = time.perf_counter() - start
+            _record_session(folder, started_at, loop.timings, loop.written, chunk_plans, _crn_note(plans),
                             precision=precision_note(config.network.dtype))
     except BaseException:
-        if written == 0 and not folder.writers():
+        if loop.written == 0 and not folder.writers():
             _discard(path, created)
         raise
     return folder.assemble(config) if assemble else None

@@ -15,9 +15,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-import jax
 import numpy as np
 
 from jaxinit.errors import ConfigError
@@ -33,15 +31,7 @@ from jaxinit.lab.engine.train import (
     run_chunk,
 )
 from jaxinit.lab.engine.train.plan import warn_lsuv
-from jaxinit.lab.run import (
-    SweepStalled,
-    _discard,
-    _record_session,
-    _shared_work,
-    _take_share,
-    _watched,
-    stall_limit,
-)
+from jaxinit.lab.run import _ChunkLoop, _discard, _record_session, _take_share
 
 # Trailing dims of what the engine records (anything else is per member, or per member and layer).
 _DIMS = {**{name: ("step",) for name in EVAL_FIELDS}, **{name: ("step", "layer") for name in EVAL_LAYER_FIELDS},
@@ -137,7 +127,7 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
                 share):
     from tqdm.auto import tqdm
 
-    from jaxinit.lab.store.layout import _now, _ranges
+    from jaxinit.lab.store.layout import _now
 
     programs = config.programs()
     points = config.grid_points()
@@ -146,7 +136,7 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
     fingerprint = _fingerprint(data)
     path = folder.path.absolute()
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
-    written = 0
+    loop = _ChunkLoop()
     try:
         resumed = folder.prepare(config, fresh=fresh)
         described = {"name": config.data.name, "task": data.task, "n_train": data.n_train, "n_test": data.n_test,
@@ -169,60 +159,37 @@ def _train_into(folder, config, data, plans, fresh, progress, stop_after_chunks,
             if size != config.output.chunk and config.output.chunk < n_seeds:
                 say(f"output.chunk = {config.output.chunk} rounded up to {size} seeds per chunk: a chunk is a "
                     "multiple of the seeds trained together on every device")
-        timings: dict[str, Any] = {"compile_s": {}, "run_s": {}}
-        finished: dict[str, list[float]] = {}
         start, started_at = time.perf_counter(), _now()
         members = len(config.sweep.initializers) * len(points)
         total = sum(len(seeds) for *_, seeds in work) * members * config.train.steps
         bar = tqdm(total=total, desc="training", unit=" member-steps", unit_scale=True,
                    disable=not progress or not work, mininterval=0.5, leave=False)
-        compiled: dict[str, Any] = {}
-        lsuv_reached: dict[str, list[Any]] = {}  # what LSUV entries reached, warned once per run (and stored)
         try:
             # Each chunk's seeds cut to what no other writer of the folder has written or claimed
             # (lab.run's claims), then the seeds of writers that died; waits for the live ones.
-            for program, index, count, seeds in _shared_work(folder, work, programs, layouts, say, lambda: None):
-                plan, chunks = plans[program.id], layouts[program.id]
-                bar.set_postfix_str(f"{program.id} chunk {index}/{count}", refresh=False)
-                if program.id not in compiled:
-                    compiled[program.id], seconds = compile_train(plan, data.n_train, data.n_test, len(points), chunks)
-                    timings["compile_s"][program.id] = seconds
-                limit = (stall_limit(finished.get(program.id, []), timings["compile_s"][program.id])
-                         if stall_timeout is None else float(stall_timeout) or None)
-
-                def stalled(elapsed, limit, program=program, index=index, count=count, seeds=seeds):
-                    return SweepStalled(
-                        f"no progress for {elapsed:.0f} s in program {program.id}, chunk {index} of {count} "
-                        f"(seeds {_ranges(seeds)}; stall limit {limit:g} s). Finished chunks are "
-                        f"kept in {folder.path}: run it again to resume, or give a larger "
-                        "stall_timeout (seconds; 0 waits forever)", program.id, index, count, seeds)
-
-                t0 = time.perf_counter()
-                arrays = _watched(
-                    lambda plan=plan, chunks=chunks, program=program, seeds=seeds: run_chunk(
-                        compiled[program.id], plan, chunks, data, config.sweep.base_seed, seeds, grid),
-                    limit, jax.default_backend() == "cpu", stalled)
-                if "lsuv_variance" in arrays:
-                    lsuv_reached.setdefault(program.id, []).append(arrays["lsuv_variance"])
-                folder.write_chunk(program.id, None, arrays, seeds,
-                                   dims={k: v for k, v in _DIMS.items() if k in arrays})
-                seconds = time.perf_counter() - t0
-                finished.setdefault(program.id, []).append(seconds)
-                timings["run_s"][program.id] = timings["run_s"].get(program.id, 0.0) + seconds
-                written += 1
-                bar.update(len(seeds) * members * config.train.steps)
-                if stop_after_chunks is not None and written >= stop_after_chunks:
-                    warn_lsuv(plans, lsuv_reached, config.sweep.labels)
-                    return None
-            warn_lsuv(plans, lsuv_reached, config.sweep.labels)
+            stopped = loop.run(
+                folder, work, programs, layouts, say,
+                compile_for=lambda program: compile_train(plans[program.id], data.n_train, data.n_test, len(points),
+                                                          layouts[program.id]),
+                measure=lambda compiled, program, seeds: run_chunk(
+                    compiled, plans[program.id], layouts[program.id], data, config.sweep.base_seed, seeds, grid),
+                dims=lambda arrays: {k: v for k, v in _DIMS.items() if k in arrays},
+                stall_timeout=stall_timeout, stop_after_chunks=stop_after_chunks, skipped=lambda: None,
+                wrote=lambda seeds: bar.update(len(seeds) * members * config.train.steps),
+                starting=lambda program, index, count: bar.set_postfix_str(f"{program.id} chunk {index}/{count}",
+                                                                            refresh=False),
+                keep_lsuv=True)  # what LSUV entries reached is stored, and warned once per run
+            warn_lsuv(plans, loop.lsuv_reached, config.sweep.labels)
+            if stopped:
+                return None
         finally:
             bar.close()
-            timings["wall_s"] = time.perf_counter() - start
-            _record_session(folder, started_at, timings, written, layouts,
+            loop.timings["wall_s"] = time.perf_counter() - start
+            _record_session(folder, started_at, loop.timings, loop.written, layouts,
                             "every initializer and grid point of a seed starts from the same keys and sees "
                             "the same minibatches")
     except BaseException:
-        if written == 0 and not folder.writers():
+        if loop.written == 0 and not folder.writers():
             _discard(path, created)
         raise
     return folder.assemble(config) if assemble else None

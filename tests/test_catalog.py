@@ -182,6 +182,13 @@ def test_describe_reports_a_match_in_real_and_complex_dtypes(spec, shape2d, conv
     dtypes = [jnp.float32, jnp.bfloat16] + ([jnp.complex64] if init.supports_complex else [])
     for shape in filter(None, (shape2d, conv)):
         for dtype in dtypes:
+            if shape == conv and dtype == jnp.complex64 and init.iid:
+                # An i.i.d. entry's draw is elementwise noise times a factor of variance(shape):
+                # the conv shape differs from the 2-D one only in its fans, judged here in the real
+                # dtypes, and the complex noise is judged on the 2-D shape (a complex draw of this
+                # 4-D shape compiles in ~2 s: jax.random's complex path). Entries whose structure
+                # depends on the shape (orthogonal, delta_orthogonal, low_rank) keep the case.
+                continue
             d = jaxinit.describe(init, shape, key=3, dtype=dtype)
             assert d.ok, str(d)
             if jnp.issubdtype(dtype, jnp.complexfloating) and init.random:

@@ -4,6 +4,7 @@ chunk/device invariance, resumption, overflow handling, flat compile in depth.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import jax
@@ -47,20 +48,11 @@ def reference(plan, seed, i):
     params = nets.unstack(nets.init(key, plan.in_dim, plan.width, plan.depth, plan.out_dim,
                                     plan.initializers[i], plan.bias_init))
     layers = [params["input"], *params["hidden"]]
-    phi = plan.activation
     x0 = sweep.make_inputs(plan, jax.random.fold_in(dkey, 0))
-
-    def hidden_pre(x, eps=None):
-        hs = []
-        for j, layer in enumerate(layers):
-            h = jnp.dot(x, layer["kernel"], precision="highest") + layer["bias"]
-            if eps is not None:
-                h = h + eps[j]
-            hs.append(h)
-            x = phi(h)
-        return hs, x
-
-    hs, last = hidden_pre(x0)
+    target = jax.random.normal(jax.random.fold_in(dkey, 2), (plan.batch, plan.out_dim))
+    v = jax.random.normal(jax.random.fold_in(dkey, 1), (plan.num_projections * plan.batch, plan.in_dim))
+    hs, g_params, g_eps, tangents, jac = _reference_arrays(plan, layers, params["readout"], x0, target, v)
+    phi = plan.activation
     out = {"q": [], "act_mean": [], "act_var": [], "correlation": []}
     for h in hs:
         h = np.asarray(h, np.float64)
@@ -70,34 +62,44 @@ def reference(plan, seed, i):
         out["act_var"].append(a.var())
         ha, hb = h[0::2], h[1::2]
         out["correlation"].append(np.mean(np.sum(ha * hb, 1) / np.sqrt(np.sum(ha**2, 1) * np.sum(hb**2, 1))))
-    target = jax.random.normal(jax.random.fold_in(dkey, 2), (plan.batch, plan.out_dim))
+    out["grad_w_norm"] = [float(jnp.linalg.norm(g["kernel"])) for g in g_params]
+    out["grad_h_norm"] = [float(jnp.linalg.norm(g)) for g in g_eps]
+    out["jacobian_msv"] = np.mean(np.sum(np.asarray(tangents) ** 2, -1), axis=0) / plan.width
+    out["spectrum"] = np.sort(np.linalg.svd(np.asarray(jac), compute_uv=False))[::-1]
+    return {k: np.asarray(v) for k, v in out.items()}
 
-    def loss(params_list, eps):
-        hs, x = hidden_pre_params(params_list, x0, eps)
-        y = jnp.dot(x, params["readout"]["kernel"], precision="highest") + params["readout"]["bias"]
-        return jnp.mean((y - target) ** 2)
 
-    def hidden_pre_params(params_list, x, eps):
+@functools.partial(jax.jit, static_argnums=0)
+def _reference_arrays(plan, layers, readout, x0, target, v):
+    """The direct computation's arrays for :func:`reference`, jitted: one program per plan serves
+    every initializer (op by op, each of these ops was compiled on its own, ~2-3 s per plan)."""
+    phi = plan.activation
+
+    def hidden_pre(x, params_list=layers, eps=None):
         hs = []
         for j, layer in enumerate(params_list):
-            h = jnp.dot(x, layer["kernel"], precision="highest") + layer["bias"] + eps[j]
+            h = jnp.dot(x, layer["kernel"], precision="highest") + layer["bias"]
+            if eps is not None:
+                h = h + eps[j]
             hs.append(h)
             x = phi(h)
         return hs, x
 
+    hs, _ = hidden_pre(x0)
+
+    def loss(params_list, eps):
+        _, x = hidden_pre(x0, params_list, eps)
+        y = jnp.dot(x, readout["kernel"], precision="highest") + readout["bias"]
+        return jnp.mean((y - target) ** 2)
+
     eps = [jnp.zeros_like(h) for h in hs]
     g_params, g_eps = jax.grad(loss, argnums=(0, 1))(layers, eps)
-    out["grad_w_norm"] = [float(jnp.linalg.norm(g["kernel"])) for g in g_params]
-    out["grad_h_norm"] = [float(jnp.linalg.norm(g)) for g in g_eps]
     # Jacobian of h^l w.r.t. the input, projected on the engine's tangents v.
-    v = jax.random.normal(jax.random.fold_in(dkey, 1), (plan.num_projections * plan.batch, plan.in_dim))
     rows = x0[np.arange(v.shape[0]) % plan.batch]
     tangents = jax.vmap(lambda x, t: jax.jvp(lambda y: jnp.stack(hidden_pre(y[None])[0])[:, 0], (x,), (t,))[1])(
         rows, v)  # (rows, depth, width)
-    out["jacobian_msv"] = np.mean(np.sum(np.asarray(tangents) ** 2, -1), axis=0) / plan.width
     jac = jax.jacfwd(lambda x: hidden_pre(x[None])[0][-1][0])(x0[0])
-    out["spectrum"] = np.sort(np.linalg.svd(np.asarray(jac), compute_uv=False))[::-1]
-    return {k: np.asarray(v) for k, v in out.items()}
+    return hs, g_params, g_eps, tangents, jac
 
 
 @pytest.mark.parametrize("in_dim", [16, 12], ids=["layer0-in-scan", "layer0-own-shape"])
@@ -114,7 +116,8 @@ def test_engine_matches_direct_computation(in_dim):
 
 
 def test_engine_forward_statistics_are_the_probes_own():
-    plan = small_plan(activation=activation("relu"), jacobian=False, spectrum=False, gradients=False,
+    # depth 4 as in test_engine_matches_direct_computation: nets.init's programs compiled there serve here
+    plan = small_plan(depth=4, activation=activation("relu"), jacobian=False, spectrum=False, gradients=False,
                       input_kind="pairs", correlation=0.3, batch=8)
     got = run_plan(plan, [2], block=1)
     key, dkey = sweep.seed_key(0, 2), sweep.data_key(0, 2)
@@ -134,7 +137,7 @@ def test_engine_forward_statistics_are_the_probes_own():
 
 
 def test_xent_loss_gradient_matches_jax_grad():
-    plan = small_plan(loss="xent", jacobian=False, spectrum=False, initializers=(jaxinit.he_normal(),))
+    plan = small_plan(depth=4, loss="xent", jacobian=False, spectrum=False, initializers=(jaxinit.he_normal(),))
     got = run_plan(plan, [1])
     key, dkey = sweep.seed_key(0, 1), sweep.data_key(0, 1)
     params = nets.init(key, plan.in_dim, plan.width, plan.depth, plan.out_dim, jaxinit.he_normal(), plan.bias_init)

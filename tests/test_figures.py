@@ -258,13 +258,18 @@ def large_grid(tmp_path_factory):
     })
 
 
-def _off_canvas(fig) -> list[str]:
-    """Texts, legends and panels that reach outside the figure once it is laid out (1 px slack)."""
+def _laid_out(fig):
+    """Draw ``fig`` once on an Agg canvas (its layout runs, as in savefig) and return the renderer."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
-    renderer = canvas.get_renderer()
+    return canvas.get_renderer()
+
+
+def _off_canvas(fig, renderer=None) -> list[str]:
+    """Texts, legends and panels that reach outside the figure once it is laid out (1 px slack)."""
+    renderer = renderer or _laid_out(fig)
     width, height = fig.bbox.width, fig.bbox.height
     artists = [*fig.legends, *([fig._suptitle] if fig._suptitle is not None else []), *fig.axes]
     out = []
@@ -312,13 +317,9 @@ def not_drawn(tmp_path_factory):
     })
 
 
-def _title_overhang(fig) -> list[str]:
+def _title_overhang(fig, renderer=None) -> list[str]:
     """Panel titles wider than their panel once the figure is laid out (1 px slack)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
+    renderer = renderer or _laid_out(fig)
     out = []
     for ax in fig.axes:
         if not ax.get_visible() or not ax.get_title():
@@ -336,8 +337,9 @@ def test_long_not_drawn_subtitles_are_wrapped_to_their_panel(not_drawn):
     for name, fig in figures.items():
         if fig is None:
             continue
-        assert _off_canvas(fig) == [], name
-        assert _title_overhang(fig) == [], name
+        renderer = _laid_out(fig)  # one draw serves both checks (a draw of these figures is ~0.5 s)
+        assert _off_canvas(fig, renderer) == [], name
+        assert _title_overhang(fig, renderer) == [], name
 
 
 def test_figures_are_written_with_the_umask_mode_and_the_folder_synced(small, tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ for none):
   the three scales or above.
 
 Run:  .venv/bin/python experiments/repro/train_gains.py [--out DIR] [--small]
-      (76 s wall on 2 shared CPU cores, 45 s CPU)
+      (30 s wall on a quiet 2-core machine)
 """
 
 from __future__ import annotations

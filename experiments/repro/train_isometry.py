@@ -22,7 +22,7 @@ GROWS (1.25) times the advantage at the shallowest; partly when orthogonal is fa
 deepest depth but the advantage did not grow by that much; does not otherwise.
 
 Run:  .venv/bin/python experiments/repro/train_isometry.py [--out DIR] [--small]
-      (~8 min wall on 2 shared CPU cores, 257 s CPU)
+      (166 s wall on a quiet 2-core machine)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ upper limit, not a promise); (b) the grid's sigma_w^2 nearest the critical point
 depth (partly: at some).
 
 Run:  .venv/bin/python experiments/repro/train_order_chaos.py [--out DIR] [--small]
-      (~5.5 min wall on 2 shared CPU cores, 171 s CPU)
+      (102 s wall on a quiet 2-core machine)
 """
 
 from __future__ import annotations

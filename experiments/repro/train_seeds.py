@@ -24,7 +24,7 @@ final accuracy within 1 percentage point of the best: partly when one of the two
 when no initializer trains that activation at all (best median final accuracy below 0.5).
 
 Run:  .venv/bin/python experiments/repro/train_seeds.py [--out DIR] [--small]
-      (~3.5 min wall on 2 shared CPU cores, 78 s CPU)
+      (38 s wall on a quiet 2-core machine)
 """
 
 from __future__ import annotations

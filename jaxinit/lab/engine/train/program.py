@@ -103,7 +103,8 @@ def layout(n_seeds: int, *, chunk: int = 0, block: int | None = None, devices: i
 # The init program runs once per block: LLVM's level-1 pipeline compiles it 2-3x faster than the
 # default level 2, and its random-number code runs as fast (jax.random.normal of 1.6M entries on a
 # 2-core EPYC: compile 0.25 s against 0.69 s, run 33 ms against 31 ms).
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+LLVM_LEVEL_1 = {"xla_backend_optimization_level": 1}
+INIT_COMPILER_OPTIONS = LLVM_LEVEL_1
 # The init program also draws the blocks' minibatch orders when they take at most this many bytes
 # a block (their permutations' random-number code cost the training program's compile 0.7 s of its
 # 3 s at T1, measured); longer runs draw them inside the training program, the same rows.
@@ -119,7 +120,7 @@ def train_compiler_options(plan: TrainPlan) -> dict[str, Any]:
     """XLA options of ``plan``'s training program: LLVM level 1 up to :data:`NARROW_WIDTH` units
     on the CPU (a member's numbers may depend on it: 1 ulp in a test loss, measured), else none."""
     if plan.width <= NARROW_WIDTH and jax.default_backend() == "cpu":
-        return dict(INIT_COMPILER_OPTIONS)
+        return dict(LLVM_LEVEL_1)
     return {}
 
 

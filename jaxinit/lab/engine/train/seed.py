@@ -29,7 +29,7 @@ from jaxinit.lsuv import LSUV
 
 
 # ---------------------------------------------------------------------------------------------
-# One seed: parameters of every member, the training scan, the evaluations
+# Parameters of a seed's members; a block's members trained group by group; one member's training
 # ---------------------------------------------------------------------------------------------
 def _member_params(plan: TrainPlan, key: jax.Array, wv: jax.Array, bv: jax.Array,
                    x_fit: jax.Array | None = None) -> dict[str, Any]:
